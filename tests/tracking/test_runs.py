@@ -1,0 +1,130 @@
+"""Pipeline runs in MLflow: a parent per pipeline execution, a child per stage, grouped across processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from slowfast.tracking.runs import (
+    PIPELINE_ID_ENV,
+    TAG_PIPELINE_ID,
+    TAG_ROLE,
+    TrackingUnavailableError,
+    flatten,
+    stage_run,
+)
+
+BIN = Path(sys.executable).parent
+
+
+def _runs(uri: str):
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("slowfast")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get(TAG_ROLE) == "pipeline"]
+    children = [r for r in runs if r.data.tags.get(TAG_ROLE) == "stage"]
+    return parents, children
+
+
+def test_flatten_joins_nested_keys_with_dots():
+    assert flatten({"train": {"lr": 0.1, "steps": [1, 2]}, "seed": 0}) == {
+        "train.lr": 0.1, "train.steps": [1, 2], "seed": 0}
+
+
+def test_stages_sharing_a_pipeline_id_are_children_of_one_parent(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv(PIPELINE_ID_ENV, "pipe-1")
+    for stage in ("decode", "pretrain"):
+        with stage_run(stage, params={"train": {"lr": 0.1}}, repo_root=tmp_path, system_metrics=False) as run:
+            run.log_metrics({"loss": 1.5, "ignored": "text"}, step=0)
+    parents, children = _runs(uri)
+    assert len(parents) == 1 and len(children) == 2
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert {c.data.tags[TAG_PIPELINE_ID] for c in children} == {"pipe-1"}
+    assert all(c.data.params["train.lr"] == "0.1" for c in children)
+    assert all(c.data.metrics == {"loss": 1.5} for c in children)
+    assert all(c.info.status == "FINISHED" for c in children)
+
+
+def test_a_failing_stage_ends_its_run_failed(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv(PIPELINE_ID_ENV, raising=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        with stage_run("pretrain", params={}, repo_root=tmp_path, system_metrics=False):
+            raise RuntimeError("boom")
+    parents, children = _runs(uri)
+    assert [c.info.status for c in children] == ["FAILED"]
+    assert [p.info.status for p in parents] == ["FAILED"]
+
+
+def test_unreachable_tracking_server_fails_before_the_stage_body_runs(tmp_path, monkeypatch):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    entered = []
+    with pytest.raises(TrackingUnavailableError, match="cannot be reached"):
+        with stage_run("pretrain", params={}, repo_root=tmp_path, system_metrics=False):
+            entered.append(True)
+    assert entered == []
+
+
+def test_runs_are_recorded_on_a_real_tracking_server(tmp_path, monkeypatch, mlflow_server):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv(PIPELINE_ID_ENV, "server-pipe")
+    artifact = tmp_path / "curve.csv"
+    artifact.write_text("epoch,loss\n0,1.0\n")
+    with stage_run("evaluate", params={"top_k": 5}, repo_root=tmp_path, system_metrics=False) as run:
+        run.log_metrics({"top1": 0.9})
+        run.log_artifact(artifact)
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server)
+    got = client.get_run(run.run_id)
+    assert got.data.metrics["top1"] == 0.9
+    assert got.data.tags["mlflow.parentRunId"] == run.parent_run_id
+    assert [f.path for f in client.list_artifacts(run.run_id)] == ["curve.csv"]
+
+
+def test_stages_of_one_dvc_repro_share_a_parent_and_the_next_repro_gets_another(tmp_path):
+    """Real DVC runs each stage as its own process; grouping comes from the dvc process above them."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != PIPELINE_ID_ENV}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env["MLFLOW_TRACKING_URI"] = uri
+    (repo / "stage.py").write_text(textwrap.dedent("""
+        import sys
+        from slowfast.tracking.runs import stage_run
+        with stage_run(sys.argv[1], params={}, system_metrics=False):
+            open(sys.argv[1] + ".txt", "w").write("done")
+    """))
+    py = sys.executable
+    (repo / "dvc.yaml").write_text(textwrap.dedent(f"""
+        stages:
+          first:
+            cmd: {py} stage.py first
+            outs: [first.txt]
+          second:
+            cmd: {py} stage.py second
+            deps: [first.txt]
+            outs: [second.txt]
+    """))
+    run = lambda *a: subprocess.run(a, cwd=repo, env=env, check=True, capture_output=True)  # noqa: E731
+    run("git", "init", "-q")
+    run(str(BIN / "dvc"), "init", "-q")
+    run(str(BIN / "dvc"), "repro")
+    run(str(BIN / "dvc"), "repro", "-f")
+    parents, children = _runs(uri)
+    assert len(parents) == 2 and len(children) == 4
+    by_parent: dict[str, list[str]] = {}
+    for c in children:
+        by_parent.setdefault(c.data.tags["mlflow.parentRunId"], []).append(c.info.run_name)
+    assert sorted(sorted(v) for v in by_parent.values()) == [["first", "second"], ["first", "second"]]
+    assert set(by_parent) == {p.info.run_id for p in parents}
+    assert all(p.info.status == "FINISHED" for p in parents)
