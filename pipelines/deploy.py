@@ -1,0 +1,49 @@
+"""Create the scheduled deployment of the pipeline flow (nightly by default) and serve it.
+
+    python -m pipelines.deploy                      # nightly at 02:00, serves scheduled runs until stopped
+    python -m pipelines.deploy --cron "0 */6 * * *" # every six hours
+    python -m pipelines.deploy --apply-only         # only register the deployment (a worker or `serve` runs it)
+
+Against a Prefect server (``prefect server start`` or Prefect Cloud, via ``PREFECT_API_URL``); each scheduled run
+executes ``dvc repro`` through the flow in ``pipelines.flow``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipelines.flow import slowfast_pipeline
+
+NIGHTLY = "0 2 * * *"
+REPO_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+def build_deployment(*, name: str = "nightly", cron: str = NIGHTLY, repo_root: str = REPO_ROOT):
+    """The deployment object: the pipeline flow on ``repo_root`` with a cron schedule."""
+    return slowfast_pipeline.to_deployment(
+        name=name, cron=cron, parameters={"repo_root": repo_root}, tags=["slowfast", "dvc"],
+        description="dvc repro of the SlowFast pipeline, tracked in MLflow",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="nightly")
+    parser.add_argument("--cron", default=NIGHTLY, help=f"cron schedule (default {NIGHTLY!r}: nightly)")
+    parser.add_argument("--repo-root", default=REPO_ROOT)
+    parser.add_argument("--apply-only", action="store_true", help="register the deployment and exit")
+    args = parser.parse_args(argv)
+    deployment = build_deployment(name=args.name, cron=args.cron, repo_root=args.repo_root)
+    if args.apply_only:
+        deployment_id = deployment.apply()
+        print(f"deployment slowfast-pipeline/{args.name} ({deployment_id}) scheduled with cron {args.cron!r}")
+        return 0
+    from prefect import serve
+
+    serve(deployment)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
