@@ -20,14 +20,15 @@ except Exception:  # noqa: BLE001 - absent, or built for another torch
 
 
 def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-    """Pairwise IoU (K1, K2) of (x1, y1, x2, y2) boxes."""
+    """Pairwise IoU (K1, K2) of (x1, y1, x2, y2) boxes; 0 (not NaN, unlike torchvision) for two empty boxes."""
     area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
     area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
     top_left = torch.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
     bottom_right = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
     wh = (bottom_right - top_left).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
-    return inter / (area1[:, None] + area2[None, :] - inter)
+    union = area1[:, None] + area2[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), torch.zeros_like(union))
 
 
 def _check(boxes: torch.Tensor, scores: torch.Tensor) -> None:
