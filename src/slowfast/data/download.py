@@ -147,7 +147,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     try:
         return from_mapping(Manifest, data)
     except ConfigError as exc:
-        raise ConfigError(exc.key, f"{str(exc).split(': ', 1)[-1]} (manifest {path})") from None
+        raise ConfigError(exc.key, f"{exc.message} (manifest {path})") from None
 
 
 class UnsafeURLError(ValueError):

@@ -1,0 +1,301 @@
+"""Loader throughput: clips/s from Parquet frame shards vs decoding the compressed video for every clip.
+
+Everything is measured side by side in one run on videos this script encodes in a temporary folder (H.264 by
+libx264 with ffmpeg's defaults — preset medium, crf 23, GOP 250 — as ffmpeg re-encodes trimmed Kinetics clips;
+340×256; 30 fps). Both loaders use one core per DataLoader worker (torch threads 1; the per-clip decoder single-threaded
+as PySlowFast's default ``multi_thread_decode=False``):
+
+* ``loader``: clips/s of SlowFast 8×8 training clips (32 frames every 2, short-side jitter [256, 320], random 224²
+  crop, flip, normalisation, packed into pathways) from the shards (``KineticsDataset``) and from the video files with
+  PyAV as the reference implementations do (open, seek, decode the window, resample to 30 fps, same transforms),
+  with 0 and 2 DataLoader workers;
+* ``decode``: the decode stage's videos/s with 1 and 2 processes;
+* ``transform``: ms per training clip of the view transform, float resize vs uint8 resize (``apply_view``);
+* ``jpeg``: the frame codec options (Pillow/libjpeg-turbo vs PyAV's mjpeg encoder): ms per frame, bytes, PSNR;
+* ``row_groups``: ms to read one clip for several Parquet row-group sizes;
+* ``memory``: the decode stage's peak RSS (fresh process) for few/many and short/long videos.
+
+    python benchmarks/loader.py [--videos 4] [--seconds 10] [--clips 24] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from slowfast.data.datasets import KineticsDataset
+from slowfast.data.decode import DecodeConfig, decode_videos, frame_rgb, open_video, resample, stream_origin
+from slowfast.data.sampling import SamplingConfig, clip_indices, generator_for, random_start
+from slowfast.data.shards import FrameShards
+from slowfast.data.transforms import TransformConfig, apply_view, random_view
+
+SAMPLING = SamplingConfig(slow_frames=8, alpha=4, tau=8)
+TRANSFORM = TransformConfig()
+
+
+def pack(clip: torch.Tensor, alpha: int = 4) -> list[torch.Tensor]:
+    # Slow: T of the αT frames, linspace-rounded-down as PySlowFast's PackPathway.
+    index = torch.linspace(0, clip.shape[1] - 1, clip.shape[1] // alpha).long()
+    return [clip.index_select(1, index), clip]
+
+
+def make_video(path: Path, seconds: float, width: int = 340, height: int = 256, fps: int = 30) -> Path:
+    """A textured moving scene (so that H.264 has real work to do)."""
+    rng = np.random.default_rng(len(path.name))
+    texture = rng.integers(0, 255, (height * 2, width * 2, 3), dtype=np.uint8)
+    texture = np.asarray(Image.fromarray(texture).resize((width // 2, height // 2)).resize((width * 2, height * 2),
+                                                                                              Image.BILINEAR))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "medium", "crf": "23"}  # ffmpeg's defaults
+        for i in range(int(seconds * fps)):
+            y, x = int(height / 2 * (1 + math.sin(i / 40))), int(width / 2 * (1 + math.cos(i / 50)))
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[y : y + height, x : x + width]),
+                                               format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+class PyAVClips(Dataset):
+    """The per-clip reference path: decode the compressed video for every clip (same sampling and transforms)."""
+
+    def __init__(self, records: list[tuple[str, Path, int]], seed: int = 0):
+        self.records, self.seed = records, seed  # (video id, path, label)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        _, path, label = self.records[index]
+        gen = generator_for(self.seed, 0, index)
+        container, stream = open_video(Path(path), threads=1)  # one core per loader worker
+        with container:
+            fps = SAMPLING.fps
+            num_frames = int(float(stream.duration * stream.time_base) * fps)
+            idx = clip_indices(random_start(num_frames, SAMPLING, fps, gen), num_frames, SAMPLING, fps)
+            origin = stream_origin(stream)
+            seek_to = max(0.0, float(idx[0] - 1) / fps) + float(origin or 0)
+            container.seek(int(seek_to / stream.time_base), stream=stream, backward=True)
+            wanted = set(idx.tolist())
+            size = (round(stream.width * 256 / min(stream.width, stream.height)),
+                    round(stream.height * 256 / min(stream.width, stream.height)))
+            images = {}
+            for k, frame, _ in resample(container.decode(stream), fps, origin=origin, first=int(idx[0]),
+                                        last=int(idx[-1])):
+                if k in wanted:
+                    images[k] = frame_rgb(frame, *size)
+        frames = np.stack([images[k] for k in idx.tolist()])
+        view = random_view(frames.shape[1], frames.shape[2], TRANSFORM, gen)
+        return {"inputs": pack(apply_view(frames, view, TRANSFORM)), "label": torch.tensor(label)}
+
+
+def clips_per_second(dataset: Dataset, clips: int, workers: int) -> float:
+    order = [i % len(dataset) for i in range(clips)]
+    loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=1, num_workers=workers,
+                        persistent_workers=False)
+    it = iter(loader)
+    next(it)  # worker start-up and first file opens are not throughput
+    start = time.perf_counter()
+    n = sum(1 for _ in it)
+    return n / (time.perf_counter() - start)
+
+
+def float_resize_view(frames: np.ndarray, view, config: TransformConfig) -> torch.Tensor:
+    """The straightforward float pipeline (convert, resize in float, flip, normalise), for comparison."""
+    crop = torch.from_numpy(np.ascontiguousarray(frames[:, view.y0 : view.y0 + view.h, view.x0 : view.x0 + view.w]))
+    x = crop.permute(0, 3, 1, 2).float().div(255.0)
+    x = torch.nn.functional.interpolate(x, size=view.out, mode="bilinear", align_corners=False)
+    if view.flip:
+        x = x.flip(-1)
+    mean = torch.tensor(config.mean).view(1, 3, 1, 1)
+    std = torch.tensor(config.std).view(1, 3, 1, 1)
+    return ((x - mean) / std).permute(1, 0, 2, 3).contiguous()
+
+
+def transform_speed(frames: np.ndarray, repeats: int = 5) -> list[dict]:
+    gen = torch.Generator().manual_seed(0)
+    views = [random_view(frames.shape[1], frames.shape[2], TRANSFORM, gen) for _ in range(repeats)]
+    rows = []
+    for name, fn in (("float resize", float_resize_view), ("uint8 resize (apply_view)", apply_view)):
+        fn(frames, views[0], TRANSFORM)
+        start = time.perf_counter()
+        for view in views:
+            fn(frames, view, TRANSFORM)
+        rows.append({"transform": name, "ms_per_clip": round((time.perf_counter() - start) / repeats * 1e3, 1)})
+    diff = max(float((float_resize_view(frames, v, TRANSFORM) - apply_view(frames, v, TRANSFORM)).abs().max())
+               for v in views)
+    for row in rows:
+        row["max_abs_diff"] = round(diff, 4)
+    return rows
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * math.log10(255**2 / max(mse, 1e-12))
+
+
+def jpeg_options(video: Path, frames: int = 60, quality: int = 90) -> list[dict]:
+    container, stream = open_video(video)
+    with container:
+        images = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(stream))]
+    rows = []
+    # Pillow (libjpeg-turbo)
+    start = time.perf_counter()
+    blobs = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+        blobs.append(buf.getvalue())
+    enc = (time.perf_counter() - start) / frames * 1e3
+    rows.append(("pillow", enc, blobs))
+    # PyAV mjpeg encoder (qscale 2: its best quality setting in common use)
+    ctx = av.CodecContext.create("mjpeg", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = images[0].shape[1], images[0].shape[0], "yuvj420p"
+    ctx.time_base = Fraction(1, 30)
+    ctx.options = {"qscale": "2"}
+    start = time.perf_counter()
+    blobs = []
+    for i, img in enumerate(images):
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuvj420p")
+        frame.pts = i
+        blobs += [bytes(p) for p in ctx.encode(frame)]
+    blobs += [bytes(p) for p in ctx.encode(None)]
+    enc = (time.perf_counter() - start) / frames * 1e3
+    rows.append(("pyav-mjpeg", enc, blobs))
+    out = []
+    for name, enc_ms, blobs in rows:
+        start = time.perf_counter()
+        decoded = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in blobs]
+        dec = (time.perf_counter() - start) / frames * 1e3
+        out.append({"codec": name, "encode_ms": round(enc_ms, 3), "decode_ms": round(dec, 3),
+                    "kbytes": round(np.mean([len(b) for b in blobs]) / 1024, 1),
+                    "psnr_db": round(min(psnr(a, b) for a, b in zip(images, decoded)), 1)})
+    return out
+
+
+# VmHWM (peak RSS of this process image), not ru_maxrss: Linux carries the parent's peak across fork+exec into it.
+MEMORY_SCRIPT = """
+import json, sys
+from slowfast.data.decode import DecodeConfig, decode_videos
+src = json.loads(sys.argv[1])
+decode_videos(src, sys.argv[2], DecodeConfig(shard_max_bytes=int(sys.argv[3])), progress=False)
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+"""
+
+
+def peak_rss_mb(sources: dict[str, Path], out: Path, shard_bytes: int = 16 * 2**20) -> float:
+    arg = json.dumps({k: str(v) for k, v in sources.items()})
+    res = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, arg, str(out), str(shard_bytes)],
+                         capture_output=True, text=True, check=True)
+    return int(res.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results: dict = {"setup": {"videos": args.videos, "seconds": args.seconds, "clips": args.clips,
+                               "codec": "h264 (libx264 medium, crf 23, GOP 250)", "size": "340x256",
+                               "fps": 30, "cpus": os.cpu_count()}}
+    tmp = Path(tempfile.mkdtemp(prefix="loader-bench-"))
+    try:
+        sources = {f"v{i}": make_video(tmp / f"v{i}.mp4", args.seconds) for i in range(args.videos)}
+        bits = sum(p.stat().st_size for p in sources.values()) * 8
+        results["setup"]["kbit_per_s"] = round(bits / (args.videos * args.seconds) / 1000)
+
+        decode = []
+        for workers in (1, 2):
+            start = time.perf_counter()
+            decode_videos(sources, tmp / f"shards{workers}", DecodeConfig(videos_per_task=1), workers=workers,
+                          progress=False)
+            elapsed = time.perf_counter() - start
+            decode.append({"processes": workers, "videos_per_s": round(len(sources) / elapsed, 2),
+                           "frames_per_s": round(len(sources) * args.seconds * 30 / elapsed, 1)})
+        results["decode"] = decode
+
+        shards = FrameShards(tmp / "shards1")
+        records = [(vid, i) for i, vid in enumerate(sorted(sources))]
+        shard_ds = KineticsDataset(shards, records, sampling=SAMPLING, transform=TRANSFORM,
+                                   pack=functools.partial(pack, alpha=SAMPLING.alpha), train=True)
+        pyav_ds = PyAVClips([(vid, sources[vid], i) for vid, i in records])
+        loader = []
+        for workers in (0, 2):
+            row = {"dataloader_workers": workers}
+            row["shards_clips_per_s"] = round(clips_per_second(shard_ds, args.clips, workers), 2)
+            row["pyav_clips_per_s"] = round(clips_per_second(pyav_ds, args.clips, workers), 2)
+            row["speedup"] = round(row["shards_clips_per_s"] / row["pyav_clips_per_s"], 2)
+            loader.append(row)
+        results["loader"] = loader
+
+        results["jpeg"] = jpeg_options(sources["v0"])
+        results["transform"] = transform_speed(shards.read("v0", np.arange(0, 64, 2)))
+
+        groups = []
+        manifest = (tmp / "shards1" / "manifest.json").read_text()
+        gen = torch.Generator().manual_seed(0)
+        starts = [random_start(shards.info("v0").num_frames, SAMPLING, 30.0, gen) for _ in range(20)]
+        for rows in (8, 32, 128, 1024):
+            root = tmp / f"rg{rows}"
+            (root / "shards").mkdir(parents=True)
+            (root / "manifest.json").write_text(manifest)
+            for shard in (tmp / "shards1" / "shards").iterdir():
+                pq.write_table(pq.read_table(shard), root / "shards" / shard.name, row_group_size=rows,
+                               compression="none")
+            reader = FrameShards(root)
+            reader.read("v0", [0])
+            start = time.perf_counter()
+            for s in starts:
+                reader.read("v0", clip_indices(s, reader.info("v0").num_frames, SAMPLING, 30.0))
+            groups.append({"row_group_frames": rows,
+                           "ms_per_clip_read": round((time.perf_counter() - start) / len(starts) * 1e3, 2)})
+        results["row_groups"] = groups
+
+        memory = []
+        long_video = {"long": make_video(tmp / "long.mp4", args.seconds * 4)}
+        for label, src in (("1 video", {"v0": sources["v0"]}), (f"{len(sources)} videos", sources),
+                           (f"1 video x4 length", long_video)):
+            memory.append({"input": label, "peak_rss_mb": round(peak_rss_mb(src, tmp / f"mem-{len(memory)}"), 1)})
+        results["memory"] = memory
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"setup: {results['setup']}")
+    for section in ("loader", "decode", "transform", "jpeg", "row_groups", "memory"):
+        rows = results[section]
+        keys = list(rows[0])
+        print(f"\n{section}")
+        print(" | ".join(f"{k:>18}" for k in keys))
+        for row in rows:
+            print(" | ".join(f"{row[k]!s:>18}" for k in keys))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

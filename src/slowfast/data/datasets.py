@@ -1,0 +1,200 @@
+"""Clip datasets over frame shards: Kinetics (single label), Charades (multi-label), AVA (boxes per keyframe).
+
+Every dataset takes a :class:`~slowfast.data.shards.FrameShards`, its records, a
+:class:`~slowfast.data.sampling.SamplingConfig`, a :class:`~slowfast.data.transforms.TransformConfig` and ``pack``:
+a callable from one clip ``(C, αT, H, W)`` to the list of pathway tensors (the engine passes
+``functools.partial(slowfast.models.pack_pathways, config=model.config)``).
+
+Items (paper §4); every item also has ``"frames"``, the Fast pathway's frame indices (int64 ``(αT,)``, or
+``(clips, αT)`` for a testing item):
+
+* training: ``{"inputs": [slow (C,T,H,W), fast (C,αT,H,W)], "label", "video_id", "index"}`` from one random clip
+  with a random view (:mod:`~slowfast.data.sampling`, :mod:`~slowfast.data.transforms`);
+* testing: every view of the video together, ``test_clips × test_crops`` (clip-major), each input ``(V, C, T, H, W)``;
+* AVA: ``{"inputs", "boxes" (B, 4) pixels of the input, "labels" (B, K) multi-hot, "video_id", "timestamp",
+  "index"}``; batch them with :func:`ava_collate`.
+
+Kinetics labels are int64 class indices; Charades labels are multi-hot float over the actions overlapping the sampled
+window (training) or the whole video (testing). Records whose video is not in the shards are dropped with a warning
+(failed downloads or decodes), so indices refer to the kept records.
+
+Randomness is a pure function of (seed, epoch, index) (:func:`~slowfast.data.sampling.generator_for`): call
+``set_epoch`` before each epoch and a resumed run, with or without DataLoader workers, sees the same clips.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from slowfast.data.sampling import (
+    SamplingConfig,
+    centered_indices,
+    clip_indices,
+    frame_of_time,
+    generator_for,
+    random_start,
+    uniform_starts,
+)
+from slowfast.data.shards import FrameShards
+from slowfast.data.transforms import TransformConfig, View, apply_view, full_view, random_view, crop_views, view_boxes
+
+log = logging.getLogger(__name__)
+
+Pack = Callable[[torch.Tensor], list[torch.Tensor]]
+
+
+class _ClipDataset(Dataset):
+    def __init__(self, shards: FrameShards, *, sampling: SamplingConfig, transform: TransformConfig, pack: Pack,
+                 train: bool, seed: int):
+        self.shards, self.sampling, self.transform, self.pack = shards, sampling, transform, pack
+        self.train, self.seed, self.epoch = train, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _present(self, video_ids: Sequence[str]) -> list[int]:
+        keep = [i for i, vid in enumerate(video_ids) if vid in self.shards]
+        if len(keep) < len(video_ids):
+            log.warning("%d of %d records dropped: video not in %s", len(video_ids) - len(keep), len(video_ids),
+                        self.shards.root)
+        return keep
+
+    def _views(self, frames: np.ndarray, views: Sequence[View]) -> list[torch.Tensor]:
+        return [self.pack(apply_view(frames, view, self.transform)) for view in views]
+
+    def _clip(self, video_id: str, index: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Inputs of a training item (one clip) or a testing item (all views stacked), and the frame indices used."""
+        info = self.shards.info(video_id)
+        if self.train:
+            gen = generator_for(self.seed, self.epoch, index)
+            idx = clip_indices(random_start(info.num_frames, self.sampling, info.fps, gen), info.num_frames,
+                               self.sampling, info.fps)
+            frames = self.shards.read(video_id, idx)
+            view = random_view(info.height, info.width, self.transform, gen)
+            return self._views(frames, [view])[0], torch.from_numpy(idx)
+        clips, used = [], []
+        for start in uniform_starts(info.num_frames, self.sampling, info.fps):
+            idx = clip_indices(start, info.num_frames, self.sampling, info.fps)
+            clips += self._views(self.shards.read(video_id, idx), crop_views(info.height, info.width,
+                                                                             self.transform))
+            used.append(idx)
+        return [torch.stack(pathway) for pathway in zip(*clips)], torch.from_numpy(np.stack(used))
+
+
+class KineticsDataset(_ClipDataset):
+    """Single-label clips; ``records`` are ``(video_id, class index)`` pairs."""
+
+    def __init__(self, shards: FrameShards, records: Sequence[tuple[str, int]], *, sampling: SamplingConfig,
+                 transform: TransformConfig, pack: Pack, train: bool, seed: int = 0):
+        super().__init__(shards, sampling=sampling, transform=transform, pack=pack, train=train, seed=seed)
+        self.records = [records[i] for i in self._present([vid for vid, _ in records])]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        video_id, label = self.records[index]
+        inputs, used = self._clip(video_id, index)
+        return {"inputs": inputs, "label": torch.tensor(label, dtype=torch.int64), "video_id": video_id,
+                "index": index, "frames": used}
+
+
+class CharadesDataset(_ClipDataset):
+    """Multi-label clips; ``videos`` have ``.id`` and ``.actions`` of ``(cls, start, end)`` in seconds."""
+
+    def __init__(self, shards: FrameShards, videos: Sequence[Any], *, num_classes: int, sampling: SamplingConfig,
+                 transform: TransformConfig, pack: Pack, train: bool, seed: int = 0):
+        super().__init__(shards, sampling=sampling, transform=transform, pack=pack, train=train, seed=seed)
+        if num_classes < 1:
+            raise ValueError(f"num_classes: got {num_classes}, allowed: >= 1")
+        self.num_classes = num_classes
+        self.videos = [videos[i] for i in self._present([v.id for v in videos])]
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        video = self.videos[index]
+        inputs, used = self._clip(video.id, index)
+        fps = self.shards.info(video.id).fps
+        label = torch.zeros(self.num_classes, dtype=torch.float32)
+        for action in video.actions:
+            if not 0 <= action.cls < self.num_classes:
+                raise ValueError(f"video {video.id!r}: action class {action.cls} outside 0..{self.num_classes - 1}")
+            if not self.train:
+                label[action.cls] = 1.0
+                continue
+            start, end = int(used[0]) / fps, (int(used[-1]) + 1) / fps  # the clip's frames cover [start, end)
+            if action.start < end and action.end > start:
+                label[action.cls] = 1.0
+        return {"inputs": inputs, "label": label, "video_id": video.id, "index": index, "frames": used}
+
+
+class AvaDataset(_ClipDataset):
+    """One item per keyframe with ground-truth boxes; clip centred on it (paper §5, AVA).
+
+    ``boxes`` is the ground-truth DataFrame of :func:`slowfast.data.formats.ava.read_ava_csv` (``video_id``,
+    ``timestamp``, ``x1..y2`` normalised, ``action_id``, ``person_id``); ``class_ids`` are the label map's ids, in
+    the order of the label columns. Boxes are unique per (keyframe, person) — or per coordinates without a person
+    id — with the multi-hot of their actions; actions outside ``class_ids`` are ignored and boxes left without any
+    are dropped. Training: random view (boxes follow scale, crop and flip). Testing: the whole frame, short side
+    ``transform.test_size``. The keyframe at ``timestamp`` is frame ``(timestamp - video_start_sec) * fps``.
+    """
+
+    def __init__(self, shards: FrameShards, boxes: pd.DataFrame, *, class_ids: Sequence[int],
+                 sampling: SamplingConfig, transform: TransformConfig, pack: Pack, train: bool, seed: int = 0,
+                 video_start_sec: int = 900):
+        super().__init__(shards, sampling=sampling, transform=transform, pack=pack, train=train, seed=seed)
+        column = {cid: i for i, cid in enumerate(class_ids)}
+        if len(column) != len(class_ids) or not column:
+            raise ValueError(f"class_ids: got {list(class_ids)[:5]}..., allowed: a non-empty list of distinct ids")
+        self.num_classes, self.video_start_sec = len(column), video_start_sec
+        df = boxes[boxes["action_id"].isin(list(column))]
+        key = ["video_id", "timestamp", "person_id"] if "person_id" in df else ["video_id", "timestamp"]
+        key += ["x1", "y1", "x2", "y2"]
+        self.keyframes: list[tuple[str, int, np.ndarray, np.ndarray]] = []
+        for (vid, ts), frame in df.groupby(["video_id", "timestamp"], sort=True):
+            people = frame.groupby(key[2:], sort=True)
+            coords = np.stack([g[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)[0] for _, g in people])
+            labels = np.zeros((len(coords), self.num_classes), np.float32)
+            for row, (_, g) in enumerate(people):
+                labels[row, [column[a] for a in g["action_id"]]] = 1.0
+            self.keyframes.append((str(vid), int(ts), coords, labels))
+        keep = self._present([k[0] for k in self.keyframes])
+        self.keyframes = [self.keyframes[i] for i in keep]
+
+    def __len__(self) -> int:
+        return len(self.keyframes)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        video_id, timestamp, coords, labels = self.keyframes[index]
+        info = self.shards.info(video_id)
+        center = frame_of_time(timestamp - self.video_start_sec, info.fps)
+        idx = centered_indices(center, info.num_frames, self.sampling, info.fps)
+        if self.train:
+            view = random_view(info.height, info.width, self.transform,
+                               generator_for(self.seed, self.epoch, index))
+        else:
+            view = full_view(info.height, info.width, self.transform.test_size)
+        inputs = self._views(self.shards.read(video_id, idx), [view])[0]
+        return {"inputs": inputs, "boxes": torch.from_numpy(view_boxes(coords, info.height, info.width, view)),
+                "labels": torch.from_numpy(labels), "video_id": video_id, "timestamp": timestamp, "index": index,
+                "frames": torch.from_numpy(idx)}
+
+
+def ava_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack AVA items: inputs per pathway ``(N, ...)``; ``boxes`` ``(ΣB, 5)`` as (item index, x1, y1, x2, y2) —
+    the RoIAlign layout; ``labels`` ``(ΣB, K)``; ``video_id``/``timestamp``/``index`` as lists."""
+    inputs = [torch.stack(p) for p in zip(*(item["inputs"] for item in batch))]
+    boxes = torch.cat([torch.cat([torch.full((len(item["boxes"]), 1), float(i)), item["boxes"]], dim=1)
+                       for i, item in enumerate(batch)])
+    return {"inputs": inputs, "boxes": boxes, "labels": torch.cat([item["labels"] for item in batch]),
+            "video_id": [item["video_id"] for item in batch], "timestamp": [item["timestamp"] for item in batch],
+            "index": [item["index"] for item in batch], "frames": torch.stack([item["frames"] for item in batch])}

@@ -1,0 +1,136 @@
+"""Read frames back from the Parquet shards written by :mod:`slowfast.data.decode`.
+
+``FrameShards(root).read(video_id, frame_indices)`` returns RGB uint8 frames ``(N, H, W, 3)`` by index on the
+video's resampled timeline (``info(video_id).fps``, 30 by default). Only the row groups holding the requested frames
+are read (a row group is at most ``row_group_frames`` frames of one video), each distinct frame is decoded once, and
+the Parquet footers of the shards a process touches are cached (per process: a DataLoader worker opens its own).
+A reader is picklable.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from slowfast.data.decode import MANIFEST, SHARD_DIR, SHARD_NAME, decode_jpeg, load_manifest
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    """One decoded video: its resampled timeline and frame size."""
+
+    video_id: str
+    fps: float
+    num_frames: int  # length of the full timeline (frames 0 .. num_frames-1)
+    stored_frames: int  # frames actually stored (fewer when decoded with time windows)
+    height: int
+    width: int
+    source_fps: float | None
+    path: str
+
+
+class FrameShards:
+    """Random access to decoded frames; see the module docstring."""
+
+    def __init__(self, root: str | os.PathLike[str], *, max_open_files: int = 64):
+        self.root = Path(root)
+        if not (self.root / MANIFEST).is_file():
+            raise FileNotFoundError(f"{self.root / MANIFEST}: no frame-shard manifest (run `slowfast decode`)")
+        manifest = load_manifest(self.root)
+        self._videos: dict[str, dict[str, Any]] = manifest["videos"]
+        for vid, entry in self._videos.items():
+            for run in entry["runs"]:
+                if not SHARD_NAME.fullmatch(run[0]):  # names come from a file: never let one leave shards/
+                    raise ValueError(f"{self.root / MANIFEST}: video {vid!r}: invalid shard name {run[0]!r}")
+        self._max_open = max_open_files
+        self._files: collections.OrderedDict[str, tuple[pq.ParquetFile, np.ndarray]] = collections.OrderedDict()
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_files"] = collections.OrderedDict()
+        return state
+
+    def videos(self) -> list[str]:
+        return sorted(self._videos)
+
+    def __contains__(self, video_id: object) -> bool:
+        return video_id in self._videos
+
+    def __len__(self) -> int:
+        return len(self._videos)
+
+    def info(self, video_id: str) -> VideoInfo:
+        e = self._entry(video_id)
+        return VideoInfo(video_id, e["fps"], e["num_frames"], e["stored_frames"], e["height"], e["width"],
+                         e.get("source_fps"), e["path"])
+
+    def _entry(self, video_id: str) -> dict[str, Any]:
+        try:
+            return self._videos[video_id]
+        except KeyError:
+            raise KeyError(f"video {video_id!r} is not in {self.root / MANIFEST}") from None
+
+    def _open(self, name: str) -> tuple[pq.ParquetFile, np.ndarray]:
+        if self._pid != os.getpid():  # forked into a DataLoader worker: do not share file handles
+            self._files = collections.OrderedDict()
+            self._pid = os.getpid()
+        if name in self._files:
+            self._files.move_to_end(name)
+            return self._files[name]
+        pf = pq.ParquetFile(self.root / SHARD_DIR / name, memory_map=True)
+        sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._files[name] = (pf, starts)
+        if len(self._files) > self._max_open:
+            self._files.popitem(last=False)
+        return pf, starts
+
+    def read(self, video_id: str, frame_indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames ``frame_indices`` of ``video_id`` as uint8 ``(N, H, W, 3)`` RGB, in the order asked (repeats ok)."""
+        entry = self._entry(video_id)
+        wanted = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
+        out = np.empty((len(wanted), entry["height"], entry["width"], 3), np.uint8)
+        if len(wanted) == 0:
+            return out
+        bad = wanted[(wanted < 0) | (wanted >= entry["num_frames"])]
+        if len(bad):
+            raise IndexError(f"video {video_id!r}: frame {int(bad[0])} outside 0..{entry['num_frames'] - 1}")
+        runs = entry["runs"]
+        run_starts = [r[2] for r in runs]
+        positions: dict[int, list[int]] = collections.defaultdict(list)  # frame -> places in the output
+        for i, frame in enumerate(wanted.tolist()):
+            positions[frame].append(i)
+        by_shard: dict[str, dict[int, int]] = collections.defaultdict(dict)  # shard -> row -> frame
+        for frame in positions:
+            i = bisect.bisect_right(run_starts, frame) - 1
+            if i < 0 or frame >= runs[i][2] + runs[i][3]:
+                raise IndexError(f"video {video_id!r}: frame {frame} was not stored (outside its decode windows)")
+            shard, first_row, first_frame, _ = runs[i]
+            by_shard[shard][first_row + frame - first_frame] = frame
+        for shard, rows in by_shard.items():
+            pf, starts = self._open(shard)
+            row_ids = np.fromiter(rows, np.int64)
+            group_of_row = np.searchsorted(starts, row_ids, side="right") - 1
+            groups = np.unique(group_of_row)
+            table = pf.read_row_groups(groups.tolist(), columns=["frame", "jpeg"], use_threads=False)
+            # Shard row r sits at r - starts[g] after the rows of the groups read before its group g.
+            offset = np.concatenate([[0], np.cumsum(starts[groups + 1] - starts[groups])])
+            local = offset[np.searchsorted(groups, group_of_row)] + row_ids - starts[group_of_row]
+            stored = table.column("frame").take(local).to_pylist()
+            jpegs = table.column("jpeg").take(local).to_pylist()
+            for row, got, data in zip(row_ids.tolist(), stored, jpegs):
+                if got != rows[row]:
+                    raise RuntimeError(f"{shard}: row {row} holds frame {got}, manifest says {rows[row]}")
+                first, *repeats = positions[got]
+                out[first] = decode_jpeg(data)
+                out[repeats] = out[first]
+        return out

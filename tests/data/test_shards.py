@@ -1,0 +1,67 @@
+"""FrameShards: random access to decoded frames by index, safe against bad manifests."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from slowfast.data.decode import DecodeConfig, decode_videos
+from slowfast.data.shards import FrameShards
+from tests.data.videos import make_video, read_index
+
+
+@pytest.fixture(scope="module")
+def shard_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards")
+    sources = {"a": make_video(root / "a.mp4", num_frames=50), "b": make_video(root / "b.mp4", num_frames=20)}
+    decode_videos(sources, root / "out", DecodeConfig(short_side=32, row_group_frames=8), progress=False)
+    return root / "out"
+
+
+def test_read_returns_the_asked_frames_in_order_with_repeats(shard_root):
+    shards = FrameShards(shard_root)
+    assert shards.videos() == ["a", "b"] and len(shards) == 2 and "a" in shards
+    asked = [49, 3, 3, 17, 0, 40, 8]
+    frames = shards.read("a", asked)
+    assert frames.shape == (7, 32, 43, 3) and frames.dtype == np.uint8
+    assert [read_index(f) for f in frames] == asked
+    assert shards.read("b", []).shape == (0, 32, 43, 3)
+
+
+def test_out_of_range_frames_and_unknown_videos_are_errors(shard_root):
+    shards = FrameShards(shard_root)
+    with pytest.raises(IndexError, match="frame 20 outside 0..19"):
+        shards.read("b", [0, 20])
+    with pytest.raises(IndexError):
+        shards.read("b", [-1])
+    with pytest.raises(KeyError, match="nope"):
+        shards.info("nope")
+
+
+def test_a_pickled_reader_reads_the_same_frames(shard_root):
+    shards = FrameShards(shard_root)
+    before = shards.read("a", [1, 2, 30])
+    clone = pickle.loads(pickle.dumps(shards))
+    np.testing.assert_array_equal(clone.read("a", [1, 2, 30]), before)
+
+
+def test_manifest_shard_names_cannot_leave_the_shard_folder(shard_root, tmp_path):
+    manifest = json.loads((shard_root / "manifest.json").read_text())
+    manifest["videos"]["a"]["runs"][0][0] = "../../etc/passwd"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="invalid shard name"):
+        FrameShards(tmp_path)
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        FrameShards(tmp_path / "empty")
+
+
+def test_a_manifest_pointing_at_the_wrong_rows_is_detected(shard_root, tmp_path):
+    manifest = json.loads((shard_root / "manifest.json").read_text())
+    (tmp_path / "shards").symlink_to(shard_root / "shards")
+    manifest["videos"]["a"]["runs"][0][1] += 5  # rows shifted: frame k would come back as frame k+5
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RuntimeError, match="holds frame"):
+        FrameShards(tmp_path).read("a", [0])
