@@ -20,6 +20,7 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, message: str):
         self.key = key
+        self.message = message
         super().__init__(f"{key}: {message}" if key else message)
 
 
@@ -124,7 +125,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "")
         return cls(**kwargs)
     except ConfigError as exc:
         if prefix and not exc.key.startswith(prefix):
-            raise ConfigError(f"{prefix}.{exc.key}", str(exc).split(": ", 1)[-1]) from None
+            raise ConfigError(f"{prefix}.{exc.key}", exc.message) from None
         raise
 
 

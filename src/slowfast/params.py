@@ -1,0 +1,140 @@
+"""``params.yaml`` → validated dataclasses: one section per stage, the only place a number of the pipeline lives.
+
+Every stage loads and validates the *whole* file before doing any work, so a wrong value in any section fails the
+first stage that runs, naming the key (``pretrain.train.base_lr: must be > 0, got -1``) and what is allowed.
+Each section is built from the library's own configuration objects (``TrainConfig``, ``DecodeConfig``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slowfast.config import ConfigError, from_mapping, require
+from slowfast.data.decode import DecodeConfig
+from slowfast.data.sampling import SamplingConfig
+from slowfast.data.synthetic.release import SyntheticParams
+from slowfast.data.transforms import TransformConfig
+from slowfast.engine.config import EvalConfig, TrainConfig
+from slowfast.models.config import SlowFastConfig
+from slowfast.models.presets import Preset, get_preset, preset_config
+
+
+@dataclass(frozen=True)
+class TrackingParams:
+    """MLflow: the experiment of every run, and the registered name of the pretrained model."""
+
+    experiment: str = "slowfast"
+    registered_model: str = "slowfast-kinetics"
+    alias: str = "latest"
+    system_metrics: bool = True
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    #: the manifest of the files to fetch (https or file URLs); the default is the synthetic datasets' own
+    manifest: str = "data/published/manifest.json"
+    workers: int = 4
+    retries: int = 4
+
+    def __post_init__(self) -> None:
+        require(self.workers >= 1, "workers", f"must be >= 1, got {self.workers}")
+        require(self.retries >= 0, "retries", f"must be >= 0, got {self.retries}")
+
+
+@dataclass(frozen=True)
+class DecodeParams:
+    workers: int = 2
+    frames: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def __post_init__(self) -> None:
+        require(self.workers >= 1, "workers", f"must be >= 1, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """A preset of ``slowfast.models.PRESETS`` and overrides of its config (``num_classes`` comes from the data)."""
+
+    preset: str = "slowfast_tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        get_preset(self.preset)  # ConfigError naming "preset" and the allowed names
+        require("num_classes" not in self.overrides, "overrides.num_classes", "is set from the dataset's classes")
+        try:
+            preset_config(self.preset, **self.overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"overrides.{exc.key}", exc.message) from None
+
+    @property
+    def preset_info(self) -> Preset:
+        return get_preset(self.preset)
+
+    def config(self, num_classes: int) -> SlowFastConfig:
+        return preset_config(self.preset, **self.overrides, num_classes=num_classes)
+
+    def sampling(self, *, fps: float, test_clips: int = 10) -> SamplingConfig:
+        """Clip geometry of the preset: T frames at stride τ for Slow, αT at stride τ/α for Fast (Sec. 3).
+
+        A Slow-only model reads T frames at stride τ (as PySlowFast's SLOW_4x16), not every α-th of αT frames.
+        """
+        cfg, tau = self.config(1), self.preset_info.tau
+        alpha = 1 if cfg.arch == "slow" else cfg.alpha
+        return SamplingConfig(slow_frames=cfg.slow_frames, alpha=alpha, tau=tau, fps=fps, test_clips=test_clips)
+
+
+@dataclass(frozen=True)
+class PretrainParams:
+    """Kinetics pretraining (Sec. 5): the recipe and the training-time augmentation."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1))
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    #: split used for the per-epoch validation (one centre view per video); null = none
+    val_split: str | None = "val"
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Multi-view testing (Sec. 5.1): ``test_clips`` clips × ``transform.test_crops`` crops, scores averaged."""
+
+    split: str = "val"
+    test_clips: int = 10
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        require(self.test_clips >= 1, "test_clips", f"must be >= 1, got {self.test_clips}")
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    tracking: TrackingParams = field(default_factory=TrackingParams)
+    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+    download: DownloadParams = field(default_factory=DownloadParams)
+    decode: DecodeParams = field(default_factory=DecodeParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    pretrain: PretrainParams = field(default_factory=PretrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:
+    """Read and validate the whole ``params.yaml``; errors name the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{path}: not valid YAML: {exc}") from None
+    try:
+        return from_mapping(PipelineParams, raw)
+    except ConfigError as exc:
+        raise ConfigError(exc.key, f"{exc.message} (in {path})") from None
+
+
+def section(path: str | os.PathLike[str], *names: str) -> dict[str, Any]:
+    """The raw mappings of ``names`` in ``params.yaml`` (what a stage logs to MLflow as its parameters)."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    return {name: raw.get(name, {}) for name in names}

@@ -1,0 +1,83 @@
+"""Stage `decode_<dataset>`: decode every video of one dataset once into Parquet frame shards.
+
+Kinetics and Charades videos are decoded whole; for AVA only the windows around the annotated keyframes are
+decoded (each keyframe's clip span, T·τ frames at the target fps, plus a margin), which is all that training and
+testing read. Videos that cannot be decoded become failure records (``OUT/failures.json``) and the rest finish.
+
+    python -m stages.decode --dataset kinetics --raw data/raw/kinetics --out data/shards/kinetics \
+        --metrics reports/decode_kinetics.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from slowfast.data.decode import decode_videos
+from slowfast.data.sources import AvaSource, CharadesSource, KineticsSource
+from slowfast.params import load_params, section
+from slowfast.tracking.runs import stage_run
+from slowfast.utils.io import write_json_atomic
+
+log = logging.getLogger("stages.decode")
+SOURCES = {"kinetics": KineticsSource, "charades": CharadesSource, "ava": AvaSource}
+AVA_MARGIN_SEC = 0.5  # frames beyond the clip span, so that resampling at the window edges has neighbours
+
+
+def ava_windows(source: AvaSource, clip_sec: float) -> dict[str, list[tuple[float, float]]]:
+    """Per movie, the merged time windows (seconds of the file) around every annotated keyframe."""
+    half = clip_sec / 2 + AVA_MARGIN_SEC
+    windows: dict[str, list[tuple[float, float]]] = {}
+    for split in source.SPLITS:
+        for video_id, timestamp in source.boxes(split)[["video_id", "timestamp"]].drop_duplicates().itertuples(
+                index=False):
+            centre = source.keyframe_time(int(timestamp))
+            windows.setdefault(video_id, []).append((max(0.0, centre - half), centre + half))
+    merged: dict[str, list[tuple[float, float]]] = {}
+    for video_id, spans in windows.items():
+        spans.sort()
+        out = [spans[0]]
+        for start, end in spans[1:]:
+            if start <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], end))
+            else:
+                out.append((start, end))
+        merged[video_id] = out
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=sorted(SOURCES))
+    parser.add_argument("--raw", required=True, help="the dataset's root in its official layout")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_params(args.params)
+    source = SOURCES[args.dataset](args.raw)
+    videos = source.video_paths()
+    windows = None
+    if args.dataset == "ava":
+        sampling = params.model.sampling(fps=params.decode.frames.fps)
+        clip_sec = sampling.slow_frames * sampling.tau / sampling.fps
+        windows = {vid: spans for vid, spans in ava_windows(source, clip_sec).items() if vid in videos}
+    with stage_run(f"decode_{args.dataset}", params=section(args.params, "decode"),
+                   experiment=params.tracking.experiment) as run:
+        report = decode_videos(videos, args.out, params.decode.frames, windows=windows,
+                               workers=params.decode.workers)
+        rejected = source.rejected_paths()
+        metrics = {"videos": len(videos), "decoded": len(report.decoded), "skipped": len(report.skipped),
+                   "failures": len(report.failures) + len(rejected)}
+        write_json_atomic(args.metrics, metrics)
+        run.log_metrics(metrics)
+        for failure in report.failures:
+            log.error("failed: %s", failure)
+        for path, reason in rejected.items():
+            log.error("rejected path %s: %s", path, reason)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""Stage `pretrain`: train the model of ``model.preset`` on Kinetics (or the Kinetics-like synthetic set) with the
+paper's recipe (``pretrain.train``), validating on one centre view per video after each epoch.
+
+Resumable: an interrupted run continues from its newest checkpoint in ``--out`` (DVC keeps the folder: persist).
+
+    python -m stages.pretrain --raw data/raw/kinetics --shards data/shards/kinetics --out models/pretrain \
+        --metrics reports/pretrain.json --curve reports/pretrain_curve.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from slowfast.data.datasets import KineticsDataset
+from slowfast.data.shards import FrameShards
+from slowfast.data.sources import KineticsSource
+from slowfast.engine.train import train
+from slowfast.models import build_model, pack_pathways
+from slowfast.params import load_params, section
+from slowfast.tracking.figures import plot_training_curves
+from slowfast.tracking.runs import stage_run
+from slowfast.utils.io import atomic_path, write_json_atomic
+
+log = logging.getLogger("stages.pretrain")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--shards", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--curve", required=True, help="per-epoch CSV (a DVC plot)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_params(args.params)
+    p = params.pretrain
+
+    source = KineticsSource(args.raw)
+    shards = FrameShards(args.shards)
+    model = build_model(params.model.config(num_classes=len(source.classes)))
+    pack = functools.partial(pack_pathways, config=model.config)
+    sampling = params.model.sampling(fps=params.decode.frames.fps, test_clips=1)
+    train_set = KineticsDataset(shards, source.samples("train"), sampling=sampling, transform=p.transform,
+                                pack=pack, train=True, seed=p.train.seed)
+    val_set = None
+    if p.val_split:
+        val_set = KineticsDataset(shards, source.samples(p.val_split), sampling=sampling,
+                                  transform=dataclasses.replace(p.transform, test_crops=1), pack=pack, train=False)
+    if len(train_set) == 0:
+        raise SystemExit(f"pretrain: no training clip of {args.raw} is in the shards {args.shards}")
+
+    with stage_run("pretrain", params=section(args.params, "model", "pretrain"),
+                   experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
+        import mlflow
+
+        mlflow.log_params({"data.train_clips": len(train_set), "data.val_clips": len(val_set or []),
+                           "data.classes": len(source.classes)})
+        mlflow.log_input(mlflow.data.from_pandas(
+            pd.DataFrame(train_set.records, columns=["video_id", "label"]), source=str(Path(args.raw).resolve()),
+            name="kinetics-train"), context="training")
+        result = train(model, train_set, p.train, out_dir=args.out, val_set=val_set,
+                       on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
+        history = result.history
+        with atomic_path(args.curve) as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+        figure = Path(args.out) / "training_curves.png"
+        plot_training_curves(history, figure)
+        final = {k: v for k, v in history[-1].items() if k not in ("epoch", "step")}
+        final.update(epochs=history[-1]["epoch"] + 1, steps=result.step)
+        write_json_atomic(args.metrics, final)
+        write_json_atomic(Path(args.out) / "classes.json", source.classes)
+        for artifact in (figure, args.curve, result.weights, Path(args.out) / "classes.json"):
+            if artifact:
+                run.log_artifact(artifact)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
