@@ -15,7 +15,7 @@ import logging
 
 from slowfast.data.decode import decode_videos
 from slowfast.data.sources import AvaSource, CharadesSource, KineticsSource
-from slowfast.params import load_params, section
+from slowfast.params import load_params, run_stage, section
 from slowfast.tracking.runs import stage_run
 from slowfast.utils.io import write_json_atomic
 
@@ -80,4 +80,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_stage(main)

@@ -12,7 +12,7 @@ import logging
 
 from slowfast.config import to_mapping
 from slowfast.data.download import download_manifest, load_manifest
-from slowfast.params import load_params, section
+from slowfast.params import load_params, run_stage, section
 from slowfast.tracking.runs import stage_run
 from slowfast.utils.io import write_json_atomic
 
@@ -46,4 +46,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_stage(main)

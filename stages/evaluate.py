@@ -22,7 +22,7 @@ from slowfast.data.sources import KineticsSource
 from slowfast.engine.evaluate import evaluate, write_scores
 from slowfast.metrics.classification import confusion_matrix, per_class_accuracy
 from slowfast.models import load_model, pack_pathways
-from slowfast.params import load_params, section
+from slowfast.params import load_params, run_stage, section
 from slowfast.tracking.figures import plot_confusion
 from slowfast.tracking.runs import stage_run
 from slowfast.utils.io import atomic_path, write_json_atomic
@@ -78,4 +78,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_stage(main)

@@ -22,7 +22,7 @@ from slowfast.data.shards import FrameShards
 from slowfast.data.sources import KineticsSource
 from slowfast.engine.train import train
 from slowfast.models import build_model, pack_pathways
-from slowfast.params import load_params, section
+from slowfast.params import load_params, run_stage, section
 from slowfast.tracking.figures import plot_training_curves
 from slowfast.tracking.runs import stage_run
 from slowfast.utils.io import atomic_path, write_json_atomic
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         figure = Path(args.out) / "training_curves.png"
         plot_training_curves(history, figure)
         final = {k: v for k, v in history[-1].items() if k not in ("epoch", "step")}
-        final.update(epochs=history[-1]["epoch"] + 1, steps=result.step)
+        final.update(epochs=history[-1]["epoch"], steps=result.step)  # epochs are counted from 1
         write_json_atomic(args.metrics, final)
         write_json_atomic(Path(args.out) / "classes.json", source.classes)
         for artifact in (figure, args.curve, result.weights, Path(args.out) / "classes.json"):
@@ -84,4 +84,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_stage(main)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from slowfast.params import load_params, section
+from slowfast.params import load_params, run_stage, section
 from slowfast.tracking.runs import stage_run
 from slowfast.data.synthetic.release import publish
 
@@ -31,4 +31,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_stage(main)

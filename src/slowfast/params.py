@@ -8,6 +8,8 @@ Each section is built from the library's own configuration objects (``TrainConfi
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,3 +140,13 @@ def section(path: str | os.PathLike[str], *names: str) -> dict[str, Any]:
     """The raw mappings of ``names`` in ``params.yaml`` (what a stage logs to MLflow as its parameters)."""
     raw = yaml.safe_load(Path(path).read_text()) or {}
     return {name: raw.get(name, {}) for name in names}
+
+
+def run_stage(main: Callable[[], int]) -> None:
+    """Run a stage's ``main`` and exit with its code; an invalid parameter exits 2 with the key, no traceback."""
+    try:
+        code = main()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    raise SystemExit(code)

@@ -1,0 +1,130 @@
+"""The real pipeline: `dvc repro` of this repository's dvc.yaml on reduced parameters, in a copy of the repo.
+
+Checks the outputs and metrics of every stage, the MLflow runs and their grouping, that a second `dvc repro` does
+nothing, and that an invalid parameter fails before any work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from slowfast.tracking.runs import PIPELINE_ID_ENV, TAG_ROLE
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+REDUCED = {
+    "synthetic": {
+        "kinetics": {"num_classes": 3, "train_per_class": 4, "val_per_class": 2, "duration_sec": 2.4},
+        "charades": {"num_classes": 3, "train_videos": 3, "test_videos": 2, "duration_sec": 4.0},
+        "ava": {"train_videos": 1, "val_videos": 1, "duration_sec": 5},
+    },
+    "decode": {"workers": 1, "frames": {"short_side": 48}},
+    "pretrain": {"train": {"epochs": 2, "batch_size": 4, "checkpoint_every": 1, "warmup": 0}},
+    "evaluate": {"test_clips": 2},
+}
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def _copy_repo(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           check=True, capture_output=True, text=True).stdout.split()
+    for name in files:
+        src = ROOT / name
+        if src.is_file() and not name.startswith(("tests/", "benchmarks/")) and name != "dvc.lock":
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    repo.mkdir()
+    _copy_repo(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    (repo / "params.yaml").write_text(yaml.safe_dump(_merge(params, REDUCED), sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if k not in (PIPELINE_ID_ENV, "MLFLOW_TRACKING_URI")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    env["MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"] = "false"
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=repo, env=env, check=True)
+    return repo, env
+
+
+def _dvc(repo: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env, capture_output=True, text=True)
+
+
+def test_dvc_repro_runs_every_stage_tracks_them_and_a_second_repro_is_a_no_op(pipeline_repo):
+    repo, env = pipeline_repo
+    first = _dvc(repo, env, "repro", "evaluate")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+
+    assert json.loads((repo / "reports/download.json").read_text())["failures"] == 0
+    decode = json.loads((repo / "reports/decode_kinetics.json").read_text())
+    assert decode["decoded"] == decode["videos"] == 3 * (4 + 2) and decode["failures"] == 0
+    pretrain = json.loads((repo / "reports/pretrain.json").read_text())
+    assert pretrain["epochs"] == 2 and pretrain["steps"] == 2 * 3  # 12 clips / batch 4, two epochs
+    curve = (repo / "reports/pretrain_curve.csv").read_text().splitlines()
+    assert curve[0].startswith("epoch,") and len(curve) == 3
+    evaluate = json.loads((repo / "reports/evaluate.json").read_text())
+    assert evaluate["videos"] == 3 * 2 and evaluate["views_per_video"] == 2 * 3
+    assert 0.0 <= evaluate["top1"] <= evaluate["top5"] == 1.0  # top-5 of 3 classes always hits
+    assert (repo / "reports/evaluate/confusion_matrix.png").stat().st_size > 0
+    assert (repo / "models/pretrain/model.pt").is_file()
+
+    shown = _dvc(repo, env, "metrics", "show", "--json")
+    assert "reports/evaluate.json" in shown.stdout
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("slowfast").experiment_id])
+    parents = [r for r in runs if r.data.tags.get(TAG_ROLE) == "pipeline"]
+    children = [r for r in runs if r.data.tags.get(TAG_ROLE) == "stage"]
+    assert len(parents) == 1
+    assert sorted(r.info.run_name for r in children) == [
+        "decode_kinetics", "download", "evaluate", "pretrain", "synthesize"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    train_run = next(r for r in children if r.info.run_name == "pretrain")
+    assert train_run.data.params["pretrain.train.epochs"] == "2"
+    history = client.get_metric_history(train_run.info.run_id, "loss")
+    assert [m.step for m in history] == [1, 2]
+    artifacts = {f.path for f in client.list_artifacts(train_run.info.run_id)}
+    assert {"model.pt", "training_curves.png"} <= artifacts
+
+    mtime = (repo / "models/pretrain/model.pt").stat().st_mtime_ns
+    second = _dvc(repo, env, "repro", "evaluate")
+    assert second.returncode == 0
+    assert "Data and pipelines are up to date" in second.stdout + second.stderr
+    assert (repo / "models/pretrain/model.pt").stat().st_mtime_ns == mtime
+
+
+def test_invalid_parameter_fails_before_any_work_naming_the_key(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _copy_repo(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["pretrain"]["train"]["base_lr"] = -1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop(PIPELINE_ID_ENV, None)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    result = _dvc(repo, env, "repro", "evaluate")
+    assert result.returncode != 0
+    assert "pretrain.train.base_lr: must be > 0, got -1" in result.stdout + result.stderr
+    assert not (repo / "data").exists() and not (repo / "mlflow.db").exists()
