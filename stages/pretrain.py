@@ -2,6 +2,7 @@
 paper's recipe (``pretrain.train``), validating on one centre view per video after each epoch.
 
 Resumable: an interrupted run continues from its newest checkpoint in ``--out`` (DVC keeps the folder: persist).
+Under ``torchrun`` every process trains its share of each batch (DDP); only rank 0 tracks and writes outputs.
 
     python -m stages.pretrain --raw data/raw/kinetics --shards data/shards/kinetics --out models/pretrain \
         --metrics reports/pretrain.json --curve reports/pretrain_curve.csv
@@ -10,9 +11,11 @@ Resumable: an interrupted run continues from its newest checkpoint in ``--out`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -57,17 +60,23 @@ def main(argv: list[str] | None = None) -> int:
     if len(train_set) == 0:
         raise SystemExit(f"pretrain: no training clip of {args.raw} is in the shards {args.shards}")
 
-    with stage_run("pretrain", params=section(args.params, "model", "pretrain"),
-                   experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
-        import mlflow
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    tracking = (stage_run("pretrain", params=section(args.params, "model", "pretrain"),
+                          experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics)
+                if main_process else contextlib.nullcontext())
+    with tracking as run:
+        if run is not None:
+            import mlflow
 
-        mlflow.log_params({"data.train_clips": len(train_set), "data.val_clips": len(val_set or []),
-                           "data.classes": len(source.classes)})
-        mlflow.log_input(mlflow.data.from_pandas(
-            pd.DataFrame(train_set.records, columns=["video_id", "label"]), source=str(Path(args.raw).resolve()),
-            name="kinetics-train"), context="training")
+            mlflow.log_params({"data.train_clips": len(train_set), "data.val_clips": len(val_set or []),
+                               "data.classes": len(source.classes)})
+            mlflow.log_input(mlflow.data.from_pandas(
+                pd.DataFrame(train_set.records, columns=["video_id", "label"]),
+                source=str(Path(args.raw).resolve()), name="kinetics-train"), context="training")
         result = train(model, train_set, p.train, out_dir=args.out, val_set=val_set,
-                       on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
+                       on_epoch_end=(lambda epoch, m: run.log_metrics(m, step=epoch)) if run else None)
+        if run is None:
+            return 0
         history = result.history
         with atomic_path(args.curve) as tmp:
             pd.DataFrame(history).to_csv(tmp, index=False)

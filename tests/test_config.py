@@ -56,3 +56,17 @@ def test_range_check_in_post_init_is_prefixed_with_the_section():
 def test_wrong_types_and_missing_keys_are_named(data, key):
     with pytest.raises(ConfigError, match=f"^{key}: "):
         from_mapping(Outer, data)
+
+
+def test_top_level_load_model_rebuilds_a_saved_model_in_eval_mode(tmp_path):
+    import torch
+
+    import slowfast
+    from slowfast.models import create_model
+    from slowfast.models.checkpoint import save_model
+
+    model = create_model("slow_tiny", num_classes=3)
+    save_model(model, tmp_path / "m.pt")
+    loaded = slowfast.load_model(tmp_path / "m.pt")
+    assert not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))

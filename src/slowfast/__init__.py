@@ -5,3 +5,10 @@ evaluation engine (``slowfast.engine``), metrics (``slowfast.metrics``) and dete
 """
 
 __version__ = "0.1.0"
+
+
+def load_model(path, *, map_location="cpu"):  # noqa: ANN001, ANN201 - re-exported for `slowfast.load_model(PATH)`
+    """Rebuild a model from a checkpoint of this package's format alone, in eval mode (weights_only load)."""
+    from slowfast.models.checkpoint import load_model as _load_model
+
+    return _load_model(path, map_location=map_location)
