@@ -25,7 +25,8 @@ from torch import nn
 
 from slowfast.cli import main as cli_main
 from slowfast.models.checkpoint import load_model, read_checkpoint
-from slowfast.models.convert import ArrayUnpickler, convert_checkpoint, read_caffe2_blobs
+from slowfast.models.convert import convert_checkpoint, read_caffe2_blobs
+from slowfast.utils.safe_pickle import ArrayUnpickler
 from tests.models.reference_payloads import SideEffect
 
 REDUCED = 26  # a pytorchvideo "model_depth" key registered below for (2, 2, 2, 2) bottlenecks per stage

@@ -11,7 +11,7 @@ above 0.8. Those boxes were published; real-AVA users import them here instead o
 * MMAction2's pickles (``ava_dense_proposals_{train,val,test}.FAIR.recall_93.9.pkl``): a dict
   ``{"<video_id>,<timestamp:04d>": float ndarray (N, 5) [x1, y1, x2, y2, score]}`` (MMAction2 also accepts (N, 4)
   arrays without scores; those boxes get score 1.0). Read with
-  :class:`slowfast.models.convert.ArrayUnpickler`, which refuses every global but numpy's array machinery before
+  :class:`slowfast.utils.safe_pickle.ArrayUnpickler`, which refuses every global but numpy's array machinery before
   it runs, so a crafted file cannot execute code.
 
 The in-memory form is a DataFrame with columns :data:`COLUMNS`: ``video_id`` (str), ``timestamp`` (int, seconds),
@@ -22,7 +22,6 @@ threshold (score > 0.8).
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from collections.abc import Sequence
 
@@ -30,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from slowfast.data.formats.ava import write_ava_csv
-from slowfast.models.convert import ArrayUnpickler
+from slowfast.utils.safe_pickle import load_array_pickle
 
 PathLike = str | os.PathLike[str]
 
@@ -38,13 +37,6 @@ COLUMNS = ("video_id", "timestamp", "x1", "y1", "x2", "y2", "score")
 BOX_COLUMNS = ("x1", "y1", "x2", "y2")
 _CSV_COLUMNS = ("video_id", "timestamp", *BOX_COLUMNS, "label", "score")
 _PICKLE_KEY = re.compile(r"(?P<video_id>[^,\s]+),(?P<timestamp>\d+)")
-
-
-class _ProposalUnpickler(ArrayUnpickler):
-    """:class:`ArrayUnpickler` plus ``bytes``: protocol-2 pickles (MMAction2's ``mmcv.dump`` default) spell the
-    empty buffer of a keyframe without proposals, a (0, 5) array, as ``bytes()``. Calling it runs nothing."""
-
-    _allowed = {**ArrayUnpickler._allowed, "__builtin__.bytes": bytes, "builtins.bytes": bytes}
 
 
 def _frame(video_id: Sequence[str], timestamp: np.ndarray, boxes: np.ndarray, score: np.ndarray) -> pd.DataFrame:
@@ -121,13 +113,7 @@ def read_proposals_csv(path: PathLike) -> pd.DataFrame:
 def read_proposals_pickle(path: PathLike) -> pd.DataFrame:
     """Read an MMAction2 proposal pickle (``{"video_id,timestamp": (N, 5) or (N, 4) array}``) without running code
     from it; keys or arrays of another shape raise ValueError naming the file and the key."""
-    try:
-        with open(path, "rb") as fh:
-            data = _ProposalUnpickler(fh, encoding="latin1").load()  # latin1: arrays pickled by Python 2 read too
-    except pickle.UnpicklingError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise ValueError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from None
+    data = load_array_pickle(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a dict keyed 'video_id,timestamp', got {type(data).__name__}")
     video_ids, timestamps, rows = [], [], []

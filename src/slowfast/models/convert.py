@@ -17,21 +17,17 @@ onto this package's module tree::
 
 Pathway ``p`` is an index into the model's pathways (Slow first), so a single-pathway checkpoint (Slow-only)
 lands on the one pathway the preset has. Every file is read without running code from it: ``.pyth`` files with
-``torch.load(weights_only=True)``, Caffe2 pickles with :class:`ArrayUnpickler`.
+``torch.load(weights_only=True)``, Caffe2 pickles with :class:`slowfast.utils.safe_pickle.ArrayUnpickler`.
 """
 
 from __future__ import annotations
 
 import argparse
-import codecs
 import dataclasses
-import importlib
 import json
 import logging
 import os
-import pickle
 import re
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +39,7 @@ from slowfast.config import ConfigError
 from slowfast.models.checkpoint import list_keys, load_state_dict_strict, save_model, torch_load_weights_only
 from slowfast.models.presets import preset_config
 from slowfast.models.slowfast import SlowFast, build_model
+from slowfast.utils.safe_pickle import load_array_pickle
 
 log = logging.getLogger(__name__)
 
@@ -179,50 +176,9 @@ def to_model_names(pyslowfast_state: Mapping[str, Any], pathways: tuple[str, ...
 # Reading the files without running code from them.
 
 
-def _numpy_globals() -> dict[str, Any]:
-    """The only globals a pickle of numpy arrays needs, under the module names numpy 1.x and 2.x write."""
-    core = importlib.import_module("numpy._core" if hasattr(np, "_core") else "numpy.core")
-    allowed = {
-        "numpy.ndarray": np.ndarray,
-        "numpy.dtype": np.dtype,
-        "collections.OrderedDict": OrderedDict,
-        "_codecs.encode": codecs.encode,  # how protocol-2 pickles written by Python 3 spell bytes
-    }
-    for package in ("numpy.core", "numpy._core"):
-        allowed[f"{package}.multiarray._reconstruct"] = core.multiarray._reconstruct
-        allowed[f"{package}.multiarray.scalar"] = core.multiarray.scalar
-        allowed[f"{package}.numeric._frombuffer"] = core.numeric._frombuffer  # protocol-5 arrays
-    return allowed
-
-
-class ArrayUnpickler(pickle.Unpickler):
-    """Unpickles dicts, lists, plain scalars and numpy arrays; refuses every other global before it is called.
-
-    A pickle names each callable it wants to run (``GLOBAL module name``) and the unpickler resolves it in
-    ``find_class``; refusing there means a malicious file (e.g. one reducing to ``os.system``) fails before any of
-    its code runs.
-    """
-
-    _allowed = _numpy_globals()
-
-    def find_class(self, module: str, name: str) -> Any:
-        found = self._allowed.get(f"{module}.{name}")
-        if found is None:
-            raise pickle.UnpicklingError(
-                f"refused global '{module}.{name}': only numpy arrays, dicts and plain values may be unpickled"
-            )
-        return found
-
-
 def read_caffe2_blobs(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The weight blobs of a Caffe2 ``.pkl`` (``{"blobs": {name: array}, ...}``) as tensors; solver state dropped."""
-    try:
-        with open(path, "rb") as fh:
-            data = ArrayUnpickler(fh, encoding="latin1").load()  # latin1: Caffe2 pickles come from Python 2
-    except pickle.UnpicklingError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - any failure to parse foreign bytes is a bad file, not a crash
-        raise ValueError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from None
+    data = load_array_pickle(path)  # Caffe2 pickles come from Python 2: read as latin1
     if not isinstance(data, dict) or not isinstance(data.get("blobs"), dict):
         raise ValueError(f"{path}: a Caffe2 checkpoint is a dict with a 'blobs' dict")
     tensors = {}
