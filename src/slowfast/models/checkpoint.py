@@ -4,6 +4,9 @@ A file holds ``{"format": "slowfast/1", "config": <SlowFastConfig as a mapping>,
 "meta": {...}}`` and nothing else: tensors, str, int, float, bool, None, lists and dicts. So a reader never runs
 code from the file, and :func:`load_model` rebuilds the network from the stored config alone. Training state
 (optimizer, epoch, scaler) belongs to the engine's own files; this format is about models.
+
+An AVA detector (``slowfast.models.detector``) has the same module tree apart from its head, so its files carry
+their own format string, ``slowfast-ava-detector/1``: neither loader can mistake the other's file for its own.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from slowfast.utils.io import atomic_path
 log = logging.getLogger(__name__)
 
 FORMAT = "slowfast/1"
+DETECTOR_FORMAT = "slowfast-ava-detector/1"
+_LOADERS = {FORMAT: "slowfast.models.load_model", DETECTOR_FORMAT: "slowfast.models.detector.load_detector"}
 _PLAIN = (str, int, float, bool, type(None))
 _SHOWN = 8  # names listed per kind of mismatch; the count says how many more
 
@@ -54,8 +59,10 @@ def save_model(model: SlowFast, path: str | os.PathLike[str], *, meta: Mapping[s
     """
     meta = dict(meta or {})
     _check_plain(meta, "meta")
+    from slowfast.models.detector import AvaDetector  # the detector module builds on this one
+
     payload = {
-        "format": FORMAT,
+        "format": DETECTOR_FORMAT if isinstance(model, AvaDetector) else FORMAT,
         "config": to_mapping(model.config),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "meta": meta,
@@ -85,16 +92,20 @@ def torch_load_weights_only(path: str | os.PathLike[str], *, map_location: str |
         raise ValueError(f"{path}: not a readable torch checkpoint ({exc})") from None
 
 
-def read_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The validated contents of a ``slowfast/1`` file: ``format``, ``config``, ``state_dict``, ``meta``."""
+def read_checkpoint(
+    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu", expected_format: str = FORMAT
+) -> dict[str, Any]:
+    """The validated contents of a file of ``expected_format``: ``format``, ``config``, ``state_dict``, ``meta``."""
     payload = torch_load_weights_only(path, map_location=map_location)
     if not isinstance(payload, dict) or "format" not in payload:
         hint = ""
         if isinstance(payload, dict) and ("model_state" in payload or "blobs" in payload):
             hint = "; it looks like a model-zoo checkpoint: convert it with `slowfast convert`"
-        raise ValueError(f"{path}: not a {FORMAT} checkpoint (no 'format' key){hint}")
-    if payload["format"] != FORMAT:
-        raise ValueError(f"{path}: format {payload['format']!r} is not supported; allowed: {FORMAT!r}")
+        raise ValueError(f"{path}: not a {expected_format} checkpoint (no 'format' key){hint}")
+    if payload["format"] != expected_format:
+        loader = _LOADERS.get(payload["format"])
+        hint = f"; load it with {loader}" if loader else ""
+        raise ValueError(f"{path}: format {payload['format']!r} is not supported; allowed: {expected_format!r}{hint}")
     for key in ("config", "state_dict", "meta"):
         if not isinstance(payload.get(key), dict):
             raise ValueError(f"{path}: '{key}' must be a dict, got {type(payload.get(key)).__name__}")
