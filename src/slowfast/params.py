@@ -113,6 +113,27 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class FinetuneParams:
+    """Fine-tuning from the Kinetics model with a new head (Sec. 6: Charades, step-wise decay, per-class sigmoid)."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, loss="bce", schedule="steps"))
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    #: split used for the per-epoch validation (one centre view per video); null = none
+    val_split: str | None = "test"
+
+    def __post_init__(self) -> None:
+        require(self.train.loss == "bce", "train.loss", "multi-label fine-tuning uses 'bce' (per-class sigmoid)")
+
+
+@dataclass(frozen=True)
+class CharadesParams:
+    finetune: FinetuneParams = field(default_factory=FinetuneParams)
+    #: Charades testing: scores max-pooled over the views (Sec. 6); the multi-label model already outputs sigmoids
+    evaluate: EvaluateParams = field(default_factory=lambda: EvaluateParams(
+        split="test", eval=EvalConfig(aggregate="max", activation="none")))
+
+
+@dataclass(frozen=True)
 class PipelineParams:
     tracking: TrackingParams = field(default_factory=TrackingParams)
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
@@ -121,6 +142,7 @@ class PipelineParams:
     model: ModelParams = field(default_factory=ModelParams)
     pretrain: PretrainParams = field(default_factory=PretrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    charades: CharadesParams = field(default_factory=CharadesParams)
 
 
 def load_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:

@@ -31,6 +31,8 @@ REDUCED = {
     "decode": {"workers": 1, "frames": {"short_side": 48}},
     "pretrain": {"train": {"epochs": 2, "batch_size": 4, "checkpoint_every": 1, "warmup": 0}},
     "evaluate": {"test_clips": 2},
+    "charades": {"finetune": {"train": {"epochs": 2, "batch_size": 3, "lr_steps": [1]}},
+                 "evaluate": {"test_clips": 2}},
 }
 
 
@@ -73,7 +75,7 @@ def _dvc(repo: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
 
 def test_dvc_repro_runs_every_stage_tracks_them_and_a_second_repro_is_a_no_op(pipeline_repo):
     repo, env = pipeline_repo
-    first = _dvc(repo, env, "repro", "evaluate")
+    first = _dvc(repo, env, "repro")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
 
     assert json.loads((repo / "reports/download.json").read_text())["failures"] == 0
@@ -89,6 +91,12 @@ def test_dvc_repro_runs_every_stage_tracks_them_and_a_second_repro_is_a_no_op(pi
     assert (repo / "reports/evaluate/confusion_matrix.png").stat().st_size > 0
     assert (repo / "models/pretrain/model.pt").is_file()
 
+    charades = json.loads((repo / "reports/evaluate_charades.json").read_text())
+    assert charades["videos"] == 2 and charades["views_per_video"] == 6
+    assert 0.0 <= charades["chance_map"] <= 1.0 and 0.0 <= charades["map"] <= 1.0
+    finetune = json.loads((repo / "reports/finetune_charades.json").read_text())
+    assert finetune["epochs"] == 2 and "val_map" in finetune
+
     shown = _dvc(repo, env, "metrics", "show", "--json")
     assert "reports/evaluate.json" in shown.stdout
 
@@ -98,7 +106,8 @@ def test_dvc_repro_runs_every_stage_tracks_them_and_a_second_repro_is_a_no_op(pi
     children = [r for r in runs if r.data.tags.get(TAG_ROLE) == "stage"]
     assert len(parents) == 1
     assert sorted(r.info.run_name for r in children) == [
-        "decode_kinetics", "download", "evaluate", "pretrain", "synthesize"]
+        "decode_charades", "decode_kinetics", "download", "evaluate", "evaluate_charades", "finetune_charades",
+        "pretrain", "synthesize"]
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     train_run = next(r for r in children if r.info.run_name == "pretrain")
     assert train_run.data.params["pretrain.train.epochs"] == "2"
@@ -108,7 +117,7 @@ def test_dvc_repro_runs_every_stage_tracks_them_and_a_second_repro_is_a_no_op(pi
     assert {"model.pt", "training_curves.png"} <= artifacts
 
     mtime = (repo / "models/pretrain/model.pt").stat().st_mtime_ns
-    second = _dvc(repo, env, "repro", "evaluate")
+    second = _dvc(repo, env, "repro")
     assert second.returncode == 0
     assert "Data and pipelines are up to date" in second.stdout + second.stderr
     assert (repo / "models/pretrain/model.pt").stat().st_mtime_ns == mtime

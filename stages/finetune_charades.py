@@ -1,0 +1,79 @@
+"""Stage `finetune_charades`: fine-tune the Kinetics model on Charades (Sec. 6): the pretrained backbone, a new
+multi-label head (per-class sigmoid, BCE), step-wise learning-rate decay; validated on one centre view per video.
+
+    python -m stages.finetune_charades --raw data/raw/charades --shards data/shards/charades \
+        --pretrained models/pretrain/model.pt --out models/charades --metrics reports/finetune_charades.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from slowfast.data.datasets import CharadesDataset
+from slowfast.data.shards import FrameShards
+from slowfast.data.sources import CharadesSource
+from slowfast.engine.train import train
+from slowfast.models import build_model, pack_pathways
+from slowfast.models.transfer import load_backbone
+from slowfast.params import load_params, run_stage, section
+from slowfast.tracking.figures import plot_training_curves
+from slowfast.tracking.runs import stage_run
+from slowfast.utils.io import atomic_path, write_json_atomic
+
+log = logging.getLogger("stages.finetune_charades")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--shards", required=True)
+    parser.add_argument("--pretrained", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_params(args.params)
+    p = params.charades.finetune
+
+    source = CharadesSource(args.raw)
+    classes = source.classes
+    config = dataclasses.replace(params.model.config(num_classes=len(classes)), multilabel=True)
+    model = load_backbone(build_model(config), args.pretrained)
+    pack = functools.partial(pack_pathways, config=model.config)
+    shards = FrameShards(args.shards)
+    sampling = params.model.sampling(fps=params.decode.frames.fps, test_clips=1)
+    train_set = CharadesDataset(shards, source.videos("train"), num_classes=len(classes), sampling=sampling,
+                                transform=p.transform, pack=pack, train=True, seed=p.train.seed)
+    val_set = None
+    if p.val_split:
+        val_set = CharadesDataset(shards, source.videos(p.val_split), num_classes=len(classes), sampling=sampling,
+                                  transform=dataclasses.replace(p.transform, test_crops=1), pack=pack, train=False)
+    with stage_run("finetune_charades", params=section(args.params, "model", "charades"),
+                   experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
+        result = train(model, train_set, p.train, out_dir=args.out, val_set=val_set,
+                       on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
+        history = result.history
+        curve = Path(args.out) / "curve.csv"
+        with atomic_path(curve) as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+        figure = Path(args.out) / "training_curves.png"
+        plot_training_curves(history, figure)
+        final = {k: v for k, v in history[-1].items() if k not in ("epoch", "step")}
+        final.update(epochs=history[-1]["epoch"], steps=result.step)
+        write_json_atomic(args.metrics, final)
+        write_json_atomic(Path(args.out) / "classes.json", classes)
+        for artifact in (figure, curve, result.weights):
+            if artifact:
+                run.log_artifact(artifact)
+    return 0
+
+
+if __name__ == "__main__":
+    run_stage(main)
