@@ -27,6 +27,7 @@ from slowfast.engine.train import train
 from slowfast.models import build_model, pack_pathways
 from slowfast.params import load_params, run_stage, section
 from slowfast.tracking.figures import plot_training_curves
+from slowfast.tracking.models import log_model
 from slowfast.tracking.runs import stage_run
 from slowfast.utils.io import atomic_path, write_json_atomic
 
@@ -86,9 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         final.update(epochs=history[-1]["epoch"], steps=result.step)  # epochs are counted from 1
         write_json_atomic(args.metrics, final)
         write_json_atomic(Path(args.out) / "classes.json", source.classes)
-        for artifact in (figure, args.curve, result.weights, Path(args.out) / "classes.json"):
-            if artifact:
-                run.log_artifact(artifact)
+        for artifact in (figure, args.curve, Path(args.out) / "classes.json"):
+            run.log_artifact(artifact)
+        # The model, with a signature, registered as models:/<registered_model>@<alias>; loading never unpickles.
+        log_model(result.weights, classes=source.classes,
+                  sampling=params.model.sampling(fps=params.decode.frames.fps, test_clips=params.evaluate.test_clips),
+                  transform=params.evaluate.transform, decode=params.decode.frames,
+                  registered_name=params.tracking.registered_model, alias=params.tracking.alias)
     return 0
 
 

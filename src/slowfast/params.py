@@ -21,7 +21,9 @@ from slowfast.data.decode import DecodeConfig
 from slowfast.data.sampling import SamplingConfig
 from slowfast.data.synthetic.release import SyntheticParams
 from slowfast.data.transforms import TransformConfig
+from slowfast.detection.person import PersonDetectorConfig, PersonTrainConfig
 from slowfast.engine.config import EvalConfig, TrainConfig
+from slowfast.metrics.ava import AvaEvalConfig
 from slowfast.models.config import SlowFastConfig
 from slowfast.models.presets import Preset, get_preset, preset_config
 
@@ -32,8 +34,17 @@ class TrackingParams:
 
     experiment: str = "slowfast"
     registered_model: str = "slowfast-kinetics"
-    alias: str = "latest"
+    #: the alias the newest pretrained model gets in the registry (`models:/slowfast-kinetics@champion`)
+    alias: str = "champion"
     system_metrics: bool = True
+
+    def __post_init__(self) -> None:
+        from slowfast.tracking.models import check_alias
+
+        try:
+            check_alias(self.alias)
+        except ValueError as exc:
+            raise ConfigError("alias", str(exc).split(": ", 1)[-1]) from None
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,59 @@ class CharadesParams:
 
 
 @dataclass(frozen=True)
+class ProposalParams:
+    """Person proposals for AVA (Sec. 5): a person detector pre-trained on rendered scenes (the part COCO plays
+    for the paper's detector), fine-tuned on the train split's person boxes, run on every validation keyframe;
+    boxes scoring above ``score_threshold`` are kept. ``import_file`` (a PySlowFast CSV or an MMAction2 pickle of
+    published proposals) skips detection."""
+
+    import_file: str | None = None
+    score_threshold: float = 0.8
+    pretrain_scenes: int = 1280
+    seed: int = 0
+    detector: PersonDetectorConfig = field(default_factory=PersonDetectorConfig)
+    pretrain: PersonTrainConfig = field(default_factory=lambda: PersonTrainConfig(epochs=12))
+    finetune: PersonTrainConfig = field(default_factory=lambda: PersonTrainConfig(epochs=10))
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.score_threshold < 1.0, "score_threshold", f"must be in [0, 1), got {self.score_threshold}")
+        require(self.pretrain_scenes >= 0, "pretrain_scenes", f"must be >= 0, got {self.pretrain_scenes}")
+
+
+@dataclass(frozen=True)
+class AvaFinetuneParams:
+    """The AVA detector (Sec. 5): trained on ground-truth boxes, weight decay 1e-7, warm-up then step decay."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=1, loss="bce", schedule="steps", weight_decay=1e-7))
+    transform: TransformConfig = field(default_factory=TransformConfig)
+
+    def __post_init__(self) -> None:
+        require(self.train.loss == "bce", "train.loss", "AVA actions are multi-label: 'bce' (per-class sigmoid)")
+
+
+@dataclass(frozen=True)
+class AvaEvaluateParams:
+    """Inference on the proposals: one clip centred on each keyframe, short side ``transform.test_size``."""
+
+    split: str = "val"
+    batch_size: int = 4
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    metric: AvaEvalConfig = field(default_factory=AvaEvalConfig)
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class AvaParams:
+    video_start_sec: int = 900  # movies are stored from second 900 on (15-minute segments, as PySlowFast's)
+    proposals: ProposalParams = field(default_factory=ProposalParams)
+    finetune: AvaFinetuneParams = field(default_factory=AvaFinetuneParams)
+    evaluate: AvaEvaluateParams = field(default_factory=AvaEvaluateParams)
+
+
+@dataclass(frozen=True)
 class PipelineParams:
     tracking: TrackingParams = field(default_factory=TrackingParams)
     synthetic: SyntheticParams = field(default_factory=SyntheticParams)
@@ -143,6 +207,7 @@ class PipelineParams:
     pretrain: PretrainParams = field(default_factory=PretrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     charades: CharadesParams = field(default_factory=CharadesParams)
+    ava: AvaParams = field(default_factory=AvaParams)
 
 
 def load_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:

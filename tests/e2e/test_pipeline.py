@@ -26,13 +26,15 @@ REDUCED = {
     "synthetic": {
         "kinetics": {"num_classes": 3, "train_per_class": 4, "val_per_class": 2, "duration_sec": 2.4},
         "charades": {"num_classes": 3, "train_videos": 3, "test_videos": 2, "duration_sec": 4.0},
-        "ava": {"train_videos": 1, "val_videos": 1, "duration_sec": 5},
+        "ava": {"train_videos": 1, "val_videos": 1, "duration_sec": 8},
     },
     "decode": {"workers": 1, "frames": {"short_side": 48}},
     "pretrain": {"train": {"epochs": 2, "batch_size": 4, "checkpoint_every": 1, "warmup": 0}},
     "evaluate": {"test_clips": 2},
     "charades": {"finetune": {"train": {"epochs": 2, "batch_size": 3, "lr_steps": [1]}},
                  "evaluate": {"test_clips": 2}},
+    "ava": {"proposals": {"pretrain_scenes": 32, "pretrain": {"epochs": 1}, "finetune": {"epochs": 1}},
+            "finetune": {"train": {"epochs": 2, "batch_size": 2, "lr_steps": [1], "warmup": 0}}},
 }
 
 
@@ -97,6 +99,13 @@ def test_dvc_repro_runs_every_stage_tracks_them_and_a_second_repro_is_a_no_op(pi
     finetune = json.loads((repo / "reports/finetune_charades.json").read_text())
     assert finetune["epochs"] == 2 and "val_map" in finetune
 
+    proposals = json.loads((repo / "reports/proposals_ava.json").read_text())
+    assert proposals["keyframes"] > 0 and {"ap50", "recall", "precision"} <= set(proposals)
+    ava = json.loads((repo / "reports/evaluate_ava.json").read_text())
+    assert ava["keyframes"] <= proposals["keyframes"] and 0.0 <= ava["chance_map"] <= 1.0
+    detections = (repo / "reports/evaluate_ava/detections.csv").read_text().splitlines()
+    assert len(detections) == ava["detections"]
+
     shown = _dvc(repo, env, "metrics", "show", "--json")
     assert "reports/evaluate.json" in shown.stdout
 
@@ -106,15 +115,17 @@ def test_dvc_repro_runs_every_stage_tracks_them_and_a_second_repro_is_a_no_op(pi
     children = [r for r in runs if r.data.tags.get(TAG_ROLE) == "stage"]
     assert len(parents) == 1
     assert sorted(r.info.run_name for r in children) == [
-        "decode_charades", "decode_kinetics", "download", "evaluate", "evaluate_charades", "finetune_charades",
-        "pretrain", "synthesize"]
+        "decode_ava", "decode_charades", "decode_kinetics", "download", "evaluate", "evaluate_ava",
+        "evaluate_charades", "finetune_ava", "finetune_charades", "pretrain", "proposals_ava", "synthesize"]
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     train_run = next(r for r in children if r.info.run_name == "pretrain")
     assert train_run.data.params["pretrain.train.epochs"] == "2"
     history = client.get_metric_history(train_run.info.run_id, "loss")
     assert [m.step for m in history] == [1, 2]
     artifacts = {f.path for f in client.list_artifacts(train_run.info.run_id)}
-    assert {"model.pt", "training_curves.png"} <= artifacts
+    assert {"classes.json", "training_curves.png"} <= artifacts
+    registered = client.get_model_version_by_alias("slowfast-kinetics", "champion")
+    assert registered.run_id == train_run.info.run_id
 
     mtime = (repo / "models/pretrain/model.pt").stat().st_mtime_ns
     second = _dvc(repo, env, "repro")

@@ -148,6 +148,9 @@ class AvaDataset(_ClipDataset):
     ``transform.test_size``. The keyframe at ``timestamp`` is frame ``(timestamp - video_start_sec) * fps``.
     """
 
+    # The engine batches items with this (a variable number of boxes per clip).
+    collate = staticmethod(lambda batch: ava_collate(batch))
+
     def __init__(self, shards: FrameShards, boxes: pd.DataFrame, *, class_ids: Sequence[int],
                  sampling: SamplingConfig, transform: TransformConfig, pack: Pack, train: bool, seed: int = 0,
                  video_start_sec: int = 900):

@@ -269,6 +269,7 @@ def train(
                 pin_memory=ctx.device.type == "cuda",
                 drop_last=True,
                 generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch),
+                collate_fn=getattr(train_set, "collate", None),  # e.g. AVA: a variable number of boxes per clip
             )
             net.train()
             started, clips_here, micro = time.perf_counter(), 0, 0
@@ -276,12 +277,14 @@ def train(
                 inputs = [x.to(ctx.device, non_blocking=True) for x in batch["inputs"]]
                 if config.channels_last:
                     inputs = [x.contiguous(memory_format=torch.channels_last_3d) for x in inputs]
-                labels = batch["label"].to(ctx.device, non_blocking=True)
+                # A detection batch (AVA) scores boxes: net(inputs, boxes) -> one row of logits per box.
+                boxes = batch["boxes"].to(ctx.device, non_blocking=True) if "boxes" in batch else None
+                labels = batch["labels" if boxes is not None else "label"].to(ctx.device, non_blocking=True)
                 micro += 1
                 syncs = micro % config.accumulate == 0
                 with contextlib.nullcontext() if syncs or not ctx.distributed else net.no_sync():
                     with autocast:
-                        logits = net(inputs)
+                        logits = net(inputs) if boxes is None else net(inputs, boxes)
                     loss = _loss(config, logits.float(), labels)
                     value = loss.item()
                     # Every process learns whether any one saw a bad loss or a SIGTERM, so all stop together.
@@ -296,7 +299,7 @@ def train(
                 n = labels.shape[0]
                 hits = int(top_k_hits(logits.detach(), labels, 1).sum())
                 sums += torch.tensor([value * n, hits, n], dtype=torch.float64)
-                clips_here += n
+                clips_here += inputs[0].shape[0]
                 if not syncs:
                     continue
                 lr = learning_rate(config, progress())

@@ -1,0 +1,85 @@
+"""Stage `evaluate_ava`: the detector scores every person proposal of every validation keyframe (one clip centred
+on the keyframe, short side ``transform.test_size``, fully convolutional), and frame mAP@0.5 over the label map's
+classes is computed as the official ActivityNet evaluator does (excluded timestamps dropped, at most 50 detections
+per keyframe). The chance baseline is the mAP of the same boxes with random scores.
+
+    python -m stages.evaluate_ava --raw data/raw/ava --shards data/shards/ava --model models/ava/model.pt \
+        --proposals data/proposals/ava_val.csv --out reports/evaluate_ava --metrics reports/evaluate_ava.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from slowfast.data.datasets import AvaDataset
+from slowfast.data.formats.ava import write_ava_csv
+from slowfast.data.shards import FrameShards
+from slowfast.data.sources import AvaSource
+from slowfast.detection.proposals import read_proposals_csv
+from slowfast.engine.detect import detect_actions
+from slowfast.metrics.ava import evaluate_ava, plot_per_class_ap
+from slowfast.models import pack_pathways
+from slowfast.models.detector import load_detector
+from slowfast.params import load_params, run_stage, section
+from slowfast.tracking.runs import stage_run
+from slowfast.utils.io import atomic_path, write_json_atomic
+
+log = logging.getLogger("stages.evaluate_ava")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--shards", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--proposals", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_params(args.params)
+    e = params.ava.evaluate
+
+    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
+    label_map = source.label_map
+    class_ids = sorted(label_map)
+    detector = load_detector(args.model)
+    proposals = read_proposals_csv(args.proposals).assign(action_id=class_ids[0])
+    dataset = AvaDataset(FrameShards(args.shards), proposals, class_ids=class_ids,
+                         sampling=params.model.sampling(fps=params.decode.frames.fps), transform=e.transform,
+                         pack=functools.partial(pack_pathways, config=detector.config), train=False,
+                         video_start_sec=params.ava.video_start_sec)
+    groundtruth, exclusions = source.boxes(e.split), source.excluded(e.split)
+    out = Path(args.out)
+    with stage_run("evaluate_ava", params=section(args.params, "model", "ava"),
+                   experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
+        detections = detect_actions(detector, dataset, class_ids, batch_size=e.batch_size)
+        metric = dict(exclusions=exclusions, max_per_keyframe=e.metric.max_per_keyframe, iou=e.metric.iou)
+        result = evaluate_ava(groundtruth, detections, label_map, **metric)
+        shuffled = detections.assign(score=np.random.default_rng(0).random(len(detections)))
+        chance = evaluate_ava(groundtruth, shuffled, label_map, **metric)
+        metrics = {"map": result.map, "chance_map": chance.map, "keyframes": len(dataset),
+                   "proposals": len(proposals), "detections": len(detections)}
+        write_ava_csv(detections, out / "detections.csv")
+        with atomic_path(out / "per_class_ap.csv") as tmp:
+            pd.DataFrame({"class_id": class_ids, "class": [label_map[c] for c in class_ids],
+                          "ap": [result.per_class_ap.get(c, float("nan")) for c in class_ids],
+                          "groundtruth": [result.num_groundtruth.get(c, 0) for c in class_ids]}).to_csv(tmp, index=False)
+        plot_per_class_ap({params.model.preset: result}, label_map, out / "per_class_ap.png")
+        write_json_atomic(args.metrics, metrics)
+        run.log_metrics(metrics)
+        for name in ("per_class_ap.csv", "per_class_ap.png", "detections.csv"):
+            run.log_artifact(out / name)
+        log.info("AVA frame mAP@0.5 %.4f (chance %.4f) on %d keyframes", result.map, chance.map, len(dataset))
+    return 0
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,67 @@
+"""Stage `finetune_ava`: train the AVA action detector (Sec. 5) from the Kinetics model: the pretrained backbone
+with res5 at stride 1 / dilation 2, a new RoI head (per-class sigmoid, BCE) trained on the ground-truth boxes,
+weight decay 1e-7, warm-up then step decay.
+
+    python -m stages.finetune_ava --raw data/raw/ava --shards data/shards/ava --pretrained models/pretrain/model.pt \
+        --out models/ava --metrics reports/finetune_ava.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+from pathlib import Path
+
+from slowfast.data.datasets import AvaDataset
+from slowfast.data.shards import FrameShards
+from slowfast.data.sources import AvaSource
+from slowfast.engine.train import train
+from slowfast.models import pack_pathways
+from slowfast.models.detector import detector_from_pretrained
+from slowfast.params import load_params, run_stage, section
+from slowfast.tracking.figures import plot_training_curves
+from slowfast.tracking.runs import stage_run
+from slowfast.utils.io import write_json_atomic
+
+log = logging.getLogger("stages.finetune_ava")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--shards", required=True)
+    parser.add_argument("--pretrained", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_params(args.params)
+    p = params.ava.finetune
+
+    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
+    class_ids = sorted(source.label_map)
+    detector = detector_from_pretrained(args.pretrained, len(class_ids),
+                                        config=params.model.config(num_classes=len(class_ids)))
+    train_set = AvaDataset(FrameShards(args.shards), source.boxes("train"), class_ids=class_ids,
+                           sampling=params.model.sampling(fps=params.decode.frames.fps), transform=p.transform,
+                           pack=functools.partial(pack_pathways, config=detector.config), train=True,
+                           seed=p.train.seed, video_start_sec=params.ava.video_start_sec)
+    with stage_run("finetune_ava", params=section(args.params, "model", "ava"),
+                   experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
+        result = train(detector, train_set, p.train, out_dir=args.out,
+                       on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
+        figure = Path(args.out) / "training_curves.png"
+        plot_training_curves(result.history, figure)
+        final = {k: v for k, v in result.history[-1].items() if k not in ("epoch", "step")}
+        final.update(epochs=result.history[-1]["epoch"], steps=result.step, keyframes=len(train_set))
+        write_json_atomic(args.metrics, final)
+        for artifact in (figure, result.weights):
+            if artifact:
+                run.log_artifact(artifact)
+    return 0
+
+
+if __name__ == "__main__":
+    run_stage(main)
