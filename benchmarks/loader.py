@@ -8,14 +8,20 @@ as PySlowFast's default ``multi_thread_decode=False``):
 * ``loader``: clips/s of SlowFast 8×8 training clips (32 frames every 2, short-side jitter [256, 320], random 224²
   crop, flip, normalisation, packed into pathways) from the shards (``KineticsDataset``) and from the video files with
   PyAV as the reference implementations do (open, seek, decode the window, resample to 30 fps, same transforms),
-  with 0 and 2 DataLoader workers;
+  with 0 and 2 DataLoader workers. The two alternate for ``--repeats`` rounds; the table gives median clips/s, the
+  range of the per-round speedups, and CPU ms per clip (this process plus its finished DataLoader workers, start-up
+  included), which a busy machine disturbs much less than wall time;
+* ``threads``: shard clips/s with 0 DataLoader workers and 1 vs 2 JPEG decode threads (``FrameShards(decode_threads)``;
+  only useful on idle cores);
 * ``decode``: the decode stage's videos/s with 1 and 2 processes;
 * ``transform``: ms per training clip of the view transform, float resize vs uint8 resize (``apply_view``);
-* ``jpeg``: the frame codec options (Pillow/libjpeg-turbo vs PyAV's mjpeg encoder): ms per frame, bytes, PSNR;
+* ``jpeg``: the frame codec options (Pillow/libjpeg-turbo vs PyAV's mjpeg encoder) and decoders (Pillow vs the
+  shards' ``decode_jpeg``: simplejpeg, same libjpeg-turbo without Pillow's layers): ms per frame, bytes, PSNR;
 * ``row_groups``: ms to read one clip for several Parquet row-group sizes;
 * ``memory``: the decode stage's peak RSS (fresh process) for few/many and short/long videos.
 
-    python benchmarks/loader.py [--videos 4] [--seconds 10] [--clips 24] [--json]
+    python benchmarks/loader.py [--videos 4] [--seconds 10] [--clips 24] [--repeats 3] [--sections loader,...]
+                                [--json]
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ import io
 import json
 import math
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +50,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from slowfast.data.datasets import KineticsDataset
-from slowfast.data.decode import DecodeConfig, decode_videos, frame_rgb, open_video, resample, stream_origin
+from slowfast.data.decode import (DecodeConfig, decode_jpeg, decode_videos, frame_rgb, open_video, resample,
+                                  stream_origin)
 from slowfast.data.sampling import SamplingConfig, clip_indices, generator_for, random_start
 from slowfast.data.shards import FrameShards
 from slowfast.data.transforms import TransformConfig, apply_view, random_view
@@ -109,15 +118,36 @@ class PyAVClips(Dataset):
         return {"inputs": pack(apply_view(frames, view, TRANSFORM)), "label": torch.tensor(label)}
 
 
-def clips_per_second(dataset: Dataset, clips: int, workers: int) -> float:
+def _cpu_seconds() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # DataLoader workers, once joined
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def clips_per_second(dataset: Dataset, clips: int, workers: int) -> tuple[float, float]:
+    """(clips/s after the first clip, CPU ms per clip over the whole run including worker start-up)."""
     order = [i % len(dataset) for i in range(clips)]
     loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=1, num_workers=workers,
                         persistent_workers=False)
+    cpu = _cpu_seconds()
     it = iter(loader)
     next(it)  # worker start-up and first file opens are not throughput
     start = time.perf_counter()
-    n = sum(1 for _ in it)
-    return n / (time.perf_counter() - start)
+    n = sum(1 for _ in it)  # exhausting the iterator joins the workers: their CPU time is then counted
+    rate = n / (time.perf_counter() - start)
+    return rate, (_cpu_seconds() - cpu) / clips * 1e3
+
+
+def compare_loaders(shard_ds: Dataset, pyav_ds: Dataset, clips: int, workers: int, repeats: int) -> dict:
+    """Alternate the two loaders ``repeats`` times; medians and the range of the per-round speedups."""
+    runs = [(clips_per_second(shard_ds, clips, workers), clips_per_second(pyav_ds, clips, workers))
+            for _ in range(repeats)]
+    ratios = [s[0] / p[0] for s, p in runs]
+    shard_rate, pyav_rate = (statistics.median(r[i][0] for r in runs) for i in (0, 1))
+    shard_cpu, pyav_cpu = (statistics.median(r[i][1] for r in runs) for i in (0, 1))
+    return {"dataloader_workers": workers, "shards_clips_per_s": round(shard_rate, 2),
+            "pyav_clips_per_s": round(pyav_rate, 2), "speedup": round(shard_rate / pyav_rate, 2),
+            "speedup_range": f"{min(ratios):.2f}-{max(ratios):.2f}", "shards_cpu_ms": round(shard_cpu, 1),
+            "pyav_cpu_ms": round(pyav_cpu, 1), "cpu_speedup": round(pyav_cpu / shard_cpu, 2)}
 
 
 def float_resize_view(frames: np.ndarray, view, config: TransformConfig) -> torch.Tensor:
@@ -182,10 +212,17 @@ def jpeg_options(video: Path, frames: int = 60, quality: int = 90) -> list[dict]
     blobs += [bytes(p) for p in ctx.encode(None)]
     enc = (time.perf_counter() - start) / frames * 1e3
     rows.append(("pyav-mjpeg", enc, blobs))
+    rows.insert(1, ("pillow, decode_jpeg", rows[0][1], rows[0][2]))  # same bytes, the shards' decoder
+    buffer = np.empty_like(images[0])
     out = []
     for name, enc_ms, blobs in rows:
+        if name.endswith("decode_jpeg"):  # into a reused buffer, as FrameShards.read does
+            decode = lambda b: decode_jpeg(b, out=buffer).copy()  # noqa: E731
+        else:
+            decode = lambda b: np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))  # noqa: E731
+        [decode(b) for b in blobs]  # warm-up: the first decodes load code and touch memory
         start = time.perf_counter()
-        decoded = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in blobs]
+        decoded = [decode(b) for b in blobs]
         dec = (time.perf_counter() - start) / frames * 1e3
         out.append({"codec": name, "encode_ms": round(enc_ms, 3), "decode_ms": round(dec, 3),
                     "kbytes": round(np.mean([len(b) for b in blobs]) / 1024, 1),
@@ -210,17 +247,27 @@ def peak_rss_mb(sources: dict[str, Path], out: Path, shard_bytes: int = 16 * 2**
     return int(res.stdout.strip().splitlines()[-1]) / 1024
 
 
+SECTIONS = ("loader", "threads", "decode", "transform", "jpeg", "row_groups", "memory")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds of the two loaders")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args()
+    sections = [s for s in args.sections.split(",") if s]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown or args.repeats < 1:
+        parser.error(f"--sections: unknown {unknown}, allowed: {SECTIONS}" if unknown else "--repeats: allowed >= 1")
     torch.set_num_threads(1)
     results: dict = {"setup": {"videos": args.videos, "seconds": args.seconds, "clips": args.clips,
-                               "codec": "h264 (libx264 medium, crf 23, GOP 250)", "size": "340x256",
-                               "fps": 30, "cpus": os.cpu_count()}}
+                               "repeats": args.repeats, "codec": "h264 (libx264 medium, crf 23, GOP 250)",
+                               "size": "340x256", "fps": 30, "cpus": os.cpu_count(),
+                               "load_avg_1min": round(os.getloadavg()[0], 2)}}
     tmp = Path(tempfile.mkdtemp(prefix="loader-bench-"))
     try:
         sources = {f"v{i}": make_video(tmp / f"v{i}.mp4", args.seconds) for i in range(args.videos)}
@@ -228,66 +275,78 @@ def main() -> int:
         results["setup"]["kbit_per_s"] = round(bits / (args.videos * args.seconds) / 1000)
 
         decode = []
-        for workers in (1, 2):
+        for workers in (1, 2) if "decode" in sections else (1,):
             start = time.perf_counter()
             decode_videos(sources, tmp / f"shards{workers}", DecodeConfig(videos_per_task=1), workers=workers,
                           progress=False)
             elapsed = time.perf_counter() - start
             decode.append({"processes": workers, "videos_per_s": round(len(sources) / elapsed, 2),
                            "frames_per_s": round(len(sources) * args.seconds * 30 / elapsed, 1)})
-        results["decode"] = decode
+        if "decode" in sections:
+            results["decode"] = decode
 
         shards = FrameShards(tmp / "shards1")
         records = [(vid, i) for i, vid in enumerate(sorted(sources))]
-        shard_ds = KineticsDataset(shards, records, sampling=SAMPLING, transform=TRANSFORM,
+
+        def shard_dataset(reader: FrameShards) -> KineticsDataset:
+            return KineticsDataset(reader, records, sampling=SAMPLING, transform=TRANSFORM,
                                    pack=functools.partial(pack, alpha=SAMPLING.alpha), train=True)
-        pyav_ds = PyAVClips([(vid, sources[vid], i) for vid, i in records])
-        loader = []
-        for workers in (0, 2):
-            row = {"dataloader_workers": workers}
-            row["shards_clips_per_s"] = round(clips_per_second(shard_ds, args.clips, workers), 2)
-            row["pyav_clips_per_s"] = round(clips_per_second(pyav_ds, args.clips, workers), 2)
-            row["speedup"] = round(row["shards_clips_per_s"] / row["pyav_clips_per_s"], 2)
-            loader.append(row)
-        results["loader"] = loader
 
-        results["jpeg"] = jpeg_options(sources["v0"])
-        results["transform"] = transform_speed(shards.read("v0", np.arange(0, 64, 2)))
+        if "loader" in sections:
+            pyav_ds = PyAVClips([(vid, sources[vid], i) for vid, i in records])
+            results["loader"] = [compare_loaders(shard_dataset(shards), pyav_ds, args.clips, workers, args.repeats)
+                                 for workers in (0, 2)]
+        if "threads" in sections:
+            rates: dict[int, list[float]] = {1: [], 2: []}
+            for _ in range(args.repeats):
+                for threads in rates:
+                    ds = shard_dataset(FrameShards(tmp / "shards1", decode_threads=threads))
+                    rates[threads].append(clips_per_second(ds, args.clips, 0)[0])
+            results["threads"] = [{"dataloader_workers": 0, "decode_threads": t,
+                                   "shards_clips_per_s": round(statistics.median(r), 2)} for t, r in rates.items()]
+        if "jpeg" in sections:
+            results["jpeg"] = jpeg_options(sources["v0"])
+        if "transform" in sections:
+            results["transform"] = transform_speed(shards.read("v0", np.arange(0, 64, 2)))
 
-        groups = []
-        manifest = (tmp / "shards1" / "manifest.json").read_text()
-        gen = torch.Generator().manual_seed(0)
-        starts = [random_start(shards.info("v0").num_frames, SAMPLING, 30.0, gen) for _ in range(20)]
-        for rows in (8, 32, 128, 1024):
-            root = tmp / f"rg{rows}"
-            (root / "shards").mkdir(parents=True)
-            (root / "manifest.json").write_text(manifest)
-            for shard in (tmp / "shards1" / "shards").iterdir():
-                pq.write_table(pq.read_table(shard), root / "shards" / shard.name, row_group_size=rows,
-                               compression="none")
-            reader = FrameShards(root)
-            reader.read("v0", [0])
-            start = time.perf_counter()
-            for s in starts:
-                reader.read("v0", clip_indices(s, reader.info("v0").num_frames, SAMPLING, 30.0))
-            groups.append({"row_group_frames": rows,
-                           "ms_per_clip_read": round((time.perf_counter() - start) / len(starts) * 1e3, 2)})
-        results["row_groups"] = groups
+        if "row_groups" in sections:
+            groups = []
+            manifest = (tmp / "shards1" / "manifest.json").read_text()
+            gen = torch.Generator().manual_seed(0)
+            starts = [random_start(shards.info("v0").num_frames, SAMPLING, 30.0, gen) for _ in range(20)]
+            for rows in (8, 32, 128, 1024):
+                root = tmp / f"rg{rows}"
+                (root / "shards").mkdir(parents=True)
+                (root / "manifest.json").write_text(manifest)
+                for shard in (tmp / "shards1" / "shards").iterdir():
+                    pq.write_table(pq.read_table(shard), root / "shards" / shard.name, row_group_size=rows,
+                                   compression="none")
+                reader = FrameShards(root)
+                reader.read("v0", [0])
+                start = time.perf_counter()
+                for s in starts:
+                    reader.read("v0", clip_indices(s, reader.info("v0").num_frames, SAMPLING, 30.0))
+                groups.append({"row_group_frames": rows,
+                               "ms_per_clip_read": round((time.perf_counter() - start) / len(starts) * 1e3, 2)})
+            results["row_groups"] = groups
 
-        memory = []
-        long_video = {"long": make_video(tmp / "long.mp4", args.seconds * 4)}
-        for label, src in (("1 video", {"v0": sources["v0"]}), (f"{len(sources)} videos", sources),
-                           (f"1 video x4 length", long_video)):
-            memory.append({"input": label, "peak_rss_mb": round(peak_rss_mb(src, tmp / f"mem-{len(memory)}"), 1)})
-        results["memory"] = memory
+        if "memory" in sections:
+            memory = []
+            long_video = {"long": make_video(tmp / "long.mp4", args.seconds * 4)}
+            for label, src in (("1 video", {"v0": sources["v0"]}), (f"{len(sources)} videos", sources),
+                               (f"1 video x4 length", long_video)):
+                memory.append({"input": label,
+                               "peak_rss_mb": round(peak_rss_mb(src, tmp / f"mem-{len(memory)}"), 1)})
+            results["memory"] = memory
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    results["setup"]["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
 
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     print(f"setup: {results['setup']}")
-    for section in ("loader", "decode", "transform", "jpeg", "row_groups", "memory"):
+    for section in (s for s in SECTIONS if s in results):
         rows = results[section]
         keys = list(rows[0])
         print(f"\n{section}")

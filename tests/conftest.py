@@ -68,3 +68,20 @@ def prefect_harness(tmp_path_factory):
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_state():
+    """MLflow keeps the tracking URI, the active experiment and active runs in module globals; a test that changes
+    them must not decide which store or experiment the next test writes to."""
+    yield
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is None:
+        return
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    fluent._active_experiment_id = None
+    utils._tracking_uri = None

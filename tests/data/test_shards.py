@@ -65,3 +65,25 @@ def test_a_manifest_pointing_at_the_wrong_rows_is_detected(shard_root, tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RuntimeError, match="holds frame"):
         FrameShards(tmp_path).read("a", [0])
+
+
+def test_decode_threads_read_the_same_frames_and_a_pickled_reader_restarts_its_pool(shard_root):
+    asked = [49, 3, 3, 17, 0, 40, 8, 31, 32]
+    expected = FrameShards(shard_root).read("a", asked)
+    threaded = FrameShards(shard_root, decode_threads=3)
+    np.testing.assert_array_equal(threaded.read("a", asked), expected)
+    clone = pickle.loads(pickle.dumps(threaded))  # after a read: the pool exists and must not be pickled
+    np.testing.assert_array_equal(clone.read("a", asked), expected)
+    assert [read_index(f) for f in clone.read("a", asked)] == asked
+    with pytest.raises(ValueError, match="decode_threads"):
+        FrameShards(shard_root, decode_threads=0)
+
+
+@pytest.mark.parametrize("bigger", [True, False])
+def test_frames_of_another_size_than_the_manifest_says_are_an_error_not_garbage(shard_root, tmp_path, bigger):
+    manifest = json.loads((shard_root / "manifest.json").read_text())
+    (tmp_path / "shards").symlink_to(shard_root / "shards")
+    manifest["videos"]["a"]["height"] += 4 if bigger else -4
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="JPEG of 43x32 pixels|too small"):
+        FrameShards(tmp_path).read("a", [0, 1])

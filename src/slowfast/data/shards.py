@@ -5,12 +5,18 @@ video's resampled timeline (``info(video_id).fps``, 30 by default). Only the row
 are read (a row group is at most ``row_group_frames`` frames of one video), each distinct frame is decoded once, and
 the Parquet footers of the shards a process touches are cached (per process: a DataLoader worker opens its own).
 A reader is picklable.
+
+JPEG decoding is most of a clip's cost. ``decode_threads`` > 1 decodes the frames of one ``read`` in that many
+threads (libjpeg-turbo releases the GIL). Rule: ``decode_threads × DataLoader workers ≤ CPU cores`` — threads only
+pay off on cores the workers leave idle (typically ``num_workers=0`` for evaluation or a single worker); with one
+worker per core keep the default 1, extra threads then only compete with the other workers.
 """
 
 from __future__ import annotations
 
 import bisect
 import collections
+import concurrent.futures
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -40,7 +46,9 @@ class VideoInfo:
 class FrameShards:
     """Random access to decoded frames; see the module docstring."""
 
-    def __init__(self, root: str | os.PathLike[str], *, max_open_files: int = 64):
+    def __init__(self, root: str | os.PathLike[str], *, max_open_files: int = 64, decode_threads: int = 1):
+        if decode_threads < 1:
+            raise ValueError(f"decode_threads: got {decode_threads}, allowed: >= 1 (see the FrameShards docstring)")
         self.root = Path(root)
         if not (self.root / MANIFEST).is_file():
             raise FileNotFoundError(f"{self.root / MANIFEST}: no frame-shard manifest (run `slowfast decode`)")
@@ -53,10 +61,13 @@ class FrameShards:
         self._max_open = max_open_files
         self._files: collections.OrderedDict[str, tuple[pq.ParquetFile, np.ndarray]] = collections.OrderedDict()
         self._pid = os.getpid()
+        self.decode_threads = decode_threads
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_files"] = collections.OrderedDict()
+        state["_pool"] = None
         return state
 
     def videos(self) -> list[str]:
@@ -80,8 +91,9 @@ class FrameShards:
             raise KeyError(f"video {video_id!r} is not in {self.root / MANIFEST}") from None
 
     def _open(self, name: str) -> tuple[pq.ParquetFile, np.ndarray]:
-        if self._pid != os.getpid():  # forked into a DataLoader worker: do not share file handles
+        if self._pid != os.getpid():  # forked into a DataLoader worker: do not share file handles or threads
             self._files = collections.OrderedDict()
+            self._pool = None
             self._pid = os.getpid()
         if name in self._files:
             self._files.move_to_end(name)
@@ -116,6 +128,7 @@ class FrameShards:
                 raise IndexError(f"video {video_id!r}: frame {frame} was not stored (outside its decode windows)")
             shard, first_row, first_frame, _ = runs[i]
             by_shard[shard][first_row + frame - first_frame] = frame
+        jobs: list[tuple[int, bytes]] = []  # (first place in the output, JPEG) per distinct frame
         for shard, rows in by_shard.items():
             pf, starts = self._open(shard)
             row_ids = np.fromiter(rows, np.int64)
@@ -130,7 +143,15 @@ class FrameShards:
             for row, got, data in zip(row_ids.tolist(), stored, jpegs):
                 if got != rows[row]:
                     raise RuntimeError(f"{shard}: row {row} holds frame {got}, manifest says {rows[row]}")
-                first, *repeats = positions[got]
-                out[first] = decode_jpeg(data)
+                jobs.append((positions[got][0], data))
+        if self.decode_threads > 1 and len(jobs) > 1:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(self.decode_threads, "jpeg-decode")
+            list(self._pool.map(lambda job: decode_jpeg(job[1], out=out[job[0]]), jobs))
+        else:
+            for first, data in jobs:
+                decode_jpeg(data, out=out[first])
+        for first, *repeats in positions.values():
+            if repeats:
                 out[repeats] = out[first]
         return out
