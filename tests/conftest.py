@@ -73,8 +73,15 @@ def prefect_harness(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _isolated_mlflow_state():
     """MLflow keeps the tracking URI, the active experiment and active runs in module globals; a test that changes
-    them must not decide which store or experiment the next test writes to."""
+    them must not decide which store or experiment the next test writes to (``set_experiment`` also exports
+    ``MLFLOW_EXPERIMENT_ID`` to the environment, for child processes)."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_URI")}
     yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     fluent = sys.modules.get("mlflow.tracking.fluent")
     if fluent is None:
         return
