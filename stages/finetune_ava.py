@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-from pathlib import Path
 
 from slowfast.data.datasets import AvaDataset
 from slowfast.data.shards import FrameShards
@@ -20,9 +19,8 @@ from slowfast.engine.train import train
 from slowfast.models import pack_pathways
 from slowfast.models.detector import detector_from_pretrained
 from slowfast.params import load_params, run_stage, section
-from slowfast.tracking.figures import plot_training_curves
+from slowfast.tracking.reports import write_training_report
 from slowfast.tracking.runs import stage_run
-from slowfast.utils.io import write_json_atomic
 
 log = logging.getLogger("stages.finetune_ava")
 
@@ -52,14 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                    experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
         result = train(detector, train_set, p.train, out_dir=args.out,
                        on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
-        figure = Path(args.out) / "training_curves.png"
-        plot_training_curves(result.history, figure)
-        final = {k: v for k, v in result.history[-1].items() if k not in ("epoch", "step")}
-        final.update(epochs=result.history[-1]["epoch"], steps=result.step, keyframes=len(train_set))
-        write_json_atomic(args.metrics, final)
-        for artifact in (figure, result.weights):
-            if artifact:
-                run.log_artifact(artifact)
+        write_training_report(result.history, steps=result.step, out_dir=args.out, metrics_path=args.metrics,
+                              run=run, keyframes=len(train_set))
+        run.log_artifact(result.weights)
     return 0
 
 

@@ -13,8 +13,6 @@ import functools
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from slowfast.data.datasets import CharadesDataset
 from slowfast.data.shards import FrameShards
 from slowfast.data.sources import CharadesSource
@@ -22,9 +20,9 @@ from slowfast.engine.train import train
 from slowfast.models import build_model, pack_pathways
 from slowfast.models.transfer import load_backbone
 from slowfast.params import load_params, run_stage, section
-from slowfast.tracking.figures import plot_training_curves
+from slowfast.tracking.reports import write_training_report
 from slowfast.tracking.runs import stage_run
-from slowfast.utils.io import atomic_path, write_json_atomic
+from slowfast.utils.io import write_json_atomic
 
 log = logging.getLogger("stages.finetune_charades")
 
@@ -59,19 +57,10 @@ def main(argv: list[str] | None = None) -> int:
                    experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
         result = train(model, train_set, p.train, out_dir=args.out, val_set=val_set,
                        on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
-        history = result.history
-        curve = Path(args.out) / "curve.csv"
-        with atomic_path(curve) as tmp:
-            pd.DataFrame(history).to_csv(tmp, index=False)
-        figure = Path(args.out) / "training_curves.png"
-        plot_training_curves(history, figure)
-        final = {k: v for k, v in history[-1].items() if k not in ("epoch", "step")}
-        final.update(epochs=history[-1]["epoch"], steps=result.step)
-        write_json_atomic(args.metrics, final)
+        write_training_report(result.history, steps=result.step, out_dir=args.out, metrics_path=args.metrics,
+                              run=run)
         write_json_atomic(Path(args.out) / "classes.json", classes)
-        for artifact in (figure, curve, result.weights):
-            if artifact:
-                run.log_artifact(artifact)
+        run.log_artifact(result.weights)
     return 0
 
 

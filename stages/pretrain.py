@@ -26,10 +26,10 @@ from slowfast.data.sources import KineticsSource
 from slowfast.engine.train import train
 from slowfast.models import build_model, pack_pathways
 from slowfast.params import load_params, run_stage, section
-from slowfast.tracking.figures import plot_training_curves
 from slowfast.tracking.models import log_model
+from slowfast.tracking.reports import write_training_report
 from slowfast.tracking.runs import stage_run
-from slowfast.utils.io import atomic_path, write_json_atomic
+from slowfast.utils.io import write_json_atomic
 
 log = logging.getLogger("stages.pretrain")
 
@@ -78,17 +78,10 @@ def main(argv: list[str] | None = None) -> int:
                        on_epoch_end=(lambda epoch, m: run.log_metrics(m, step=epoch)) if run else None)
         if run is None:
             return 0
-        history = result.history
-        with atomic_path(args.curve) as tmp:
-            pd.DataFrame(history).to_csv(tmp, index=False)
-        figure = Path(args.out) / "training_curves.png"
-        plot_training_curves(history, figure)
-        final = {k: v for k, v in history[-1].items() if k not in ("epoch", "step")}
-        final.update(epochs=history[-1]["epoch"], steps=result.step)  # epochs are counted from 1
-        write_json_atomic(args.metrics, final)
+        write_training_report(result.history, steps=result.step, out_dir=args.out, metrics_path=args.metrics,
+                              curve_path=args.curve, run=run)
         write_json_atomic(Path(args.out) / "classes.json", source.classes)
-        for artifact in (figure, args.curve, Path(args.out) / "classes.json"):
-            run.log_artifact(artifact)
+        run.log_artifact(Path(args.out) / "classes.json")
         # The model, with a signature, registered as models:/<registered_model>@<alias>; loading never unpickles.
         log_model(result.weights, classes=source.classes,
                   sampling=params.model.sampling(fps=params.decode.frames.fps, test_clips=params.evaluate.test_clips),
