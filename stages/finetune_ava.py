@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+from pathlib import Path
 
 from slowfast.data.datasets import AvaDataset
 from slowfast.data.shards import FrameShards
 from slowfast.data.sources import AvaSource
+from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
 from slowfast.engine.train import train
 from slowfast.models import pack_pathways
 from slowfast.models.detector import detector_from_pretrained
@@ -48,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
                            seed=p.train.seed, video_start_sec=params.ava.video_start_sec)
     with stage_run("finetune_ava", params=section(args.params, "model", "ava"),
                    experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
+        # Resume only an interrupted run of this very job; new params, data or code start over.
+        fingerprint = inputs_fingerprint(params=section(args.params, "model", "ava"),
+                                         files=(Path(args.shards) / "manifest.json", Path(args.pretrained),),
+                                         records=[k[:2] for k in train_set.keyframes])
         result = train(detector, train_set, p.train, out_dir=args.out,
+                       resume=resume_allowed(args.out, fingerprint),
                        on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
         write_training_report(result.history, steps=result.step, out_dir=args.out, metrics_path=args.metrics,
                               run=run, keyframes=len(train_set))

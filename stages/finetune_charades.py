@@ -16,6 +16,7 @@ from pathlib import Path
 from slowfast.data.datasets import CharadesDataset
 from slowfast.data.shards import FrameShards
 from slowfast.data.sources import CharadesSource
+from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
 from slowfast.engine.train import train
 from slowfast.models import build_model, pack_pathways
 from slowfast.models.transfer import load_backbone
@@ -55,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
                                   transform=dataclasses.replace(p.transform, test_crops=1), pack=pack, train=False)
     with stage_run("finetune_charades", params=section(args.params, "model", "charades"),
                    experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
-        result = train(model, train_set, p.train, out_dir=args.out, val_set=val_set,
+        # Resume only an interrupted run of this very job; new params, data or code start over.
+        fingerprint = inputs_fingerprint(params=section(args.params, "model", "charades"),
+                                         files=(Path(args.shards) / "manifest.json", Path(args.pretrained),),
+                                         records=[v.id for v in train_set.videos])
+        result = train(model, train_set, p.train, out_dir=args.out,
+                       resume=resume_allowed(args.out, fingerprint), val_set=val_set,
                        on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
         write_training_report(result.history, steps=result.step, out_dir=args.out, metrics_path=args.metrics,
                               run=run)

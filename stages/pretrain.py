@@ -23,6 +23,7 @@ import pandas as pd
 from slowfast.data.datasets import KineticsDataset
 from slowfast.data.shards import FrameShards
 from slowfast.data.sources import KineticsSource
+from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
 from slowfast.engine.train import train
 from slowfast.models import build_model, pack_pathways
 from slowfast.params import load_params, run_stage, section
@@ -74,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
             mlflow.log_input(mlflow.data.from_pandas(
                 pd.DataFrame(train_set.records, columns=["video_id", "label"]),
                 source=str(Path(args.raw).resolve()), name="kinetics-train"), context="training")
-        result = train(model, train_set, p.train, out_dir=args.out, val_set=val_set,
+        # Resume only an interrupted run of this very job; new params, data or code start over.
+        fingerprint = inputs_fingerprint(params=section(args.params, "model", "pretrain"),
+                                         files=(Path(args.shards) / "manifest.json",),
+                                         records=train_set.records)
+        resume = resume_allowed(args.out, fingerprint) if main_process else True  # rank 0 decides and broadcasts
+        result = train(model, train_set, p.train, out_dir=args.out, resume=resume, val_set=val_set,
                        on_epoch_end=(lambda epoch, m: run.log_metrics(m, step=epoch)) if run else None)
         if run is None:
             return 0

@@ -10,7 +10,10 @@ save); loading walks from the newest to older ones and skips any that cannot be 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import random
 import re
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slowfast.utils.io import atomic_path
+from slowfast.utils.io import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +97,29 @@ def load_latest_state(directory: Path) -> tuple[dict[str, Any], Path] | None:
             continue
         return state, path
     return None
+
+
+def inputs_fingerprint(*, files: tuple[str | os.PathLike[str], ...] = (), **inputs: Any) -> dict[str, Any]:
+    """What a training run depends on, for :func:`resume_allowed`: the JSON-able ``inputs``, the contents of
+    ``files`` (e.g. the shard manifest, a pretrained checkpoint) and the installed ``slowfast`` source (a code
+    change is a new run, as DVC sees it)."""
+    import slowfast
+
+    def sha256(paths: list[Path]) -> str:
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()
+
+    return {**json.loads(json.dumps(inputs, sort_keys=True, default=str)),
+            "files": {str(f): sha256([Path(f)]) for f in files},
+            "code": sha256(sorted(Path(slowfast.__file__).parent.rglob("*.py")))}
+
+
+def resume_allowed(out_dir: str | os.PathLike[str], fingerprint: dict[str, Any]) -> bool:
+    """True when ``out_dir``'s training states were written for exactly these inputs (an interrupted run of the same
+    job), False for a new job, whose run must start over; records ``fingerprint`` in ``out_dir/inputs.json``."""
+    path = Path(out_dir) / "inputs.json"
+    previous = json.loads(path.read_text()) if path.exists() else None
+    write_json_atomic(path, fingerprint)
+    return previous == fingerprint
