@@ -10,13 +10,12 @@ testing read. Videos that cannot be decoded become failure records (``OUT/failur
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 from slowfast.data.decode import decode_videos
 from slowfast.data.sources import AvaSource, CharadesSource, KineticsSource
-from slowfast.params import load_params, run_stage, section
-from slowfast.tracking.runs import stage_run
+from slowfast.params import run_stage
+from slowfast.stage import stage_args, tracked
 from slowfast.utils.io import write_json_atomic
 
 log = logging.getLogger("stages.decode")
@@ -47,15 +46,7 @@ def ava_windows(source: AvaSource, clip_sec: float) -> dict[str, list[tuple[floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=sorted(SOURCES))
-    parser.add_argument("--raw", required=True, help="the dataset's root in its official layout")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params(args.params)
+    args, params = stage_args(__doc__, ["raw", "out", "metrics"], argv, extra=lambda p: p.add_argument("--dataset", required=True, choices=sorted(SOURCES)))
     source = SOURCES[args.dataset](args.raw)
     videos = source.video_paths()
     windows = None
@@ -63,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         sampling = params.model.sampling(fps=params.decode.frames.fps)
         clip_sec = sampling.slow_frames * sampling.tau / sampling.fps
         windows = {vid: spans for vid, spans in ava_windows(source, clip_sec).items() if vid in videos}
-    with stage_run(f"decode_{args.dataset}", params=section(args.params, "decode"),
-                   experiment=params.tracking.experiment) as run:
+    with tracked(f"decode_{args.dataset}", args, params, "decode") as run:
         report = decode_videos(videos, args.out, params.decode.frames, windows=windows,
                                workers=params.decode.workers)
         rejected = source.rejected_paths()

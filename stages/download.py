@@ -7,30 +7,21 @@ counted in ``--metrics``; the others finish.
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 from slowfast.config import to_mapping
 from slowfast.data.download import download_manifest, load_manifest
-from slowfast.params import load_params, run_stage, section
-from slowfast.tracking.runs import stage_run
+from slowfast.params import run_stage
+from slowfast.stage import stage_args, tracked
 from slowfast.utils.io import write_json_atomic
 
 log = logging.getLogger("stages.download")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--failures", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params(args.params)
+    args, params = stage_args(__doc__, ["out", "metrics", "failures"], argv)
     manifest = load_manifest(params.download.manifest)
-    with stage_run("download", params=section(args.params, "download"),
-                   experiment=params.tracking.experiment, system_metrics=False) as run:
+    with tracked("download", args, params, "download", system_metrics=False) as run:
         report = download_manifest(manifest, args.out, workers=params.download.workers,
                                    retries=params.download.retries)
         metrics = {"items": len(manifest.items), "downloaded": len(report.downloaded),

@@ -7,7 +7,6 @@ scores averaged), top-1 / top-5, per-class accuracy and the confusion matrix.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -22,25 +21,16 @@ from slowfast.data.sources import KineticsSource
 from slowfast.engine.evaluate import evaluate, write_scores
 from slowfast.metrics.classification import confusion_matrix, per_class_accuracy
 from slowfast.models import load_model, pack_pathways
-from slowfast.params import load_params, run_stage, section
+from slowfast.params import run_stage
+from slowfast.stage import stage_args, tracked
 from slowfast.tracking.figures import plot_confusion
-from slowfast.tracking.runs import stage_run
 from slowfast.utils.io import atomic_path, write_json_atomic
 
 log = logging.getLogger("stages.evaluate")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", required=True)
-    parser.add_argument("--shards", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params(args.params)
+    args, params = stage_args(__doc__, ["raw", "shards", "model", "out", "metrics"], argv)
     e = params.evaluate
 
     source = KineticsSource(args.raw)
@@ -53,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                               transform=e.transform, pack=functools.partial(pack_pathways, config=model.config),
                               train=False)
     out = Path(args.out)
-    with stage_run("evaluate", params=section(args.params, "model", "evaluate"),
-                   experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
+    with tracked("evaluate", args, params, "model", "evaluate") as run:
         scores = evaluate(model, dataset, e.eval)
         summary = scores.summary()
         predictions = scores.scores.argmax(axis=1)

@@ -9,7 +9,6 @@ per keyframe). The chance baseline is the mAP of the same boxes with random scor
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 from pathlib import Path
@@ -26,25 +25,15 @@ from slowfast.engine.detect import detect_actions
 from slowfast.metrics.ava import evaluate_ava, plot_per_class_ap
 from slowfast.models import pack_pathways
 from slowfast.models.detector import load_detector
-from slowfast.params import load_params, run_stage, section
-from slowfast.tracking.runs import stage_run
+from slowfast.params import run_stage
+from slowfast.stage import stage_args, tracked
 from slowfast.utils.io import atomic_path, write_json_atomic
 
 log = logging.getLogger("stages.evaluate_ava")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", required=True)
-    parser.add_argument("--shards", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--proposals", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params(args.params)
+    args, params = stage_args(__doc__, ["raw", "shards", "model", "proposals", "out", "metrics"], argv)
     e = params.ava.evaluate
 
     source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
@@ -58,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                          video_start_sec=params.ava.video_start_sec)
     groundtruth, exclusions = source.boxes(e.split), source.excluded(e.split)
     out = Path(args.out)
-    with stage_run("evaluate_ava", params=section(args.params, "model", "ava"),
-                   experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
+    with tracked("evaluate_ava", args, params, "model", "ava") as run:
         detections = detect_actions(detector, dataset, class_ids, batch_size=e.batch_size)
         metric = dict(exclusions=exclusions, max_per_keyframe=e.metric.max_per_keyframe, iou=e.metric.iou)
         result = evaluate_ava(groundtruth, detections, label_map, **metric)

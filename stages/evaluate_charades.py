@@ -10,7 +10,6 @@ each class's positive rate (the expected AP of a random ranking).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 from pathlib import Path
@@ -23,24 +22,15 @@ from slowfast.data.sources import CharadesSource
 from slowfast.engine.evaluate import evaluate, write_scores
 from slowfast.metrics.charades import mean_average_precision
 from slowfast.models import load_model, pack_pathways
-from slowfast.params import load_params, run_stage, section
-from slowfast.tracking.runs import stage_run
+from slowfast.params import run_stage
+from slowfast.stage import stage_args, tracked
 from slowfast.utils.io import atomic_path, write_json_atomic
 
 log = logging.getLogger("stages.evaluate_charades")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", required=True)
-    parser.add_argument("--shards", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params(args.params)
+    args, params = stage_args(__doc__, ["raw", "shards", "model", "out", "metrics"], argv)
     e = params.charades.evaluate
 
     source = CharadesSource(args.raw)
@@ -51,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                               sampling=sampling, transform=e.transform,
                               pack=functools.partial(pack_pathways, config=model.config), train=False)
     out = Path(args.out)
-    with stage_run("evaluate_charades", params=section(args.params, "model", "charades"),
-                   experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
+    with tracked("evaluate_charades", args, params, "model", "charades") as run:
         scores = evaluate(model, dataset, e.eval)
         mean_ap, per_class = mean_average_precision(scores.scores, scores.labels)
         prevalence = scores.labels.mean(axis=0)

@@ -8,7 +8,6 @@ weight decay 1e-7, warm-up then step decay.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 from pathlib import Path
@@ -20,24 +19,15 @@ from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
 from slowfast.engine.train import train
 from slowfast.models import pack_pathways
 from slowfast.models.detector import detector_from_pretrained
-from slowfast.params import load_params, run_stage, section
+from slowfast.params import run_stage, section
+from slowfast.stage import stage_args, tracked
 from slowfast.tracking.reports import write_training_report
-from slowfast.tracking.runs import stage_run
 
 log = logging.getLogger("stages.finetune_ava")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", required=True)
-    parser.add_argument("--shards", required=True)
-    parser.add_argument("--pretrained", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params(args.params)
+    args, params = stage_args(__doc__, ["raw", "shards", "pretrained", "out", "metrics"], argv)
     p = params.ava.finetune
 
     source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
@@ -48,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                            sampling=params.model.sampling(fps=params.decode.frames.fps), transform=p.transform,
                            pack=functools.partial(pack_pathways, config=detector.config), train=True,
                            seed=p.train.seed, video_start_sec=params.ava.video_start_sec)
-    with stage_run("finetune_ava", params=section(args.params, "model", "ava"),
-                   experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
+    with tracked("finetune_ava", args, params, "model", "ava") as run:
         # Resume only an interrupted run of this very job; new params, data or code start over.
         fingerprint = inputs_fingerprint(params=section(args.params, "model", "ava"),
                                          files=(Path(args.shards) / "manifest.json", Path(args.pretrained),),

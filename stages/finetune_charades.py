@@ -7,7 +7,6 @@ multi-label head (per-class sigmoid, BCE), step-wise learning-rate decay; valida
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import logging
@@ -20,25 +19,16 @@ from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
 from slowfast.engine.train import train
 from slowfast.models import build_model, pack_pathways
 from slowfast.models.transfer import load_backbone
-from slowfast.params import load_params, run_stage, section
+from slowfast.params import run_stage, section
+from slowfast.stage import stage_args, tracked
 from slowfast.tracking.reports import write_training_report
-from slowfast.tracking.runs import stage_run
 from slowfast.utils.io import write_json_atomic
 
 log = logging.getLogger("stages.finetune_charades")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", required=True)
-    parser.add_argument("--shards", required=True)
-    parser.add_argument("--pretrained", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params(args.params)
+    args, params = stage_args(__doc__, ["raw", "shards", "pretrained", "out", "metrics"], argv)
     p = params.charades.finetune
 
     source = CharadesSource(args.raw)
@@ -54,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if p.val_split:
         val_set = CharadesDataset(shards, source.videos(p.val_split), num_classes=len(classes), sampling=sampling,
                                   transform=dataclasses.replace(p.transform, test_crops=1), pack=pack, train=False)
-    with stage_run("finetune_charades", params=section(args.params, "model", "charades"),
-                   experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics) as run:
+    with tracked("finetune_charades", args, params, "model", "charades") as run:
         # Resume only an interrupted run of this very job; new params, data or code start over.
         fingerprint = inputs_fingerprint(params=section(args.params, "model", "charades"),
                                          files=(Path(args.shards) / "manifest.json", Path(args.pretrained),),

@@ -10,7 +10,6 @@ Under ``torchrun`` every process trains its share of each batch (DDP); only rank
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import functools
@@ -26,26 +25,17 @@ from slowfast.data.sources import KineticsSource
 from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
 from slowfast.engine.train import train
 from slowfast.models import build_model, pack_pathways
-from slowfast.params import load_params, run_stage, section
+from slowfast.params import run_stage, section
+from slowfast.stage import stage_args, tracked
 from slowfast.tracking.models import log_model
 from slowfast.tracking.reports import write_training_report
-from slowfast.tracking.runs import stage_run
 from slowfast.utils.io import write_json_atomic
 
 log = logging.getLogger("stages.pretrain")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", required=True)
-    parser.add_argument("--shards", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--curve", required=True, help="per-epoch CSV (a DVC plot)")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params(args.params)
+    args, params = stage_args(__doc__, ["raw", "shards", "out", "metrics", "curve"], argv)
     p = params.pretrain
 
     source = KineticsSource(args.raw)
@@ -63,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"pretrain: no training clip of {args.raw} is in the shards {args.shards}")
 
     main_process = int(os.environ.get("RANK", "0")) == 0
-    tracking = (stage_run("pretrain", params=section(args.params, "model", "pretrain"),
-                          experiment=params.tracking.experiment, system_metrics=params.tracking.system_metrics)
+    tracking = (tracked("pretrain", args, params, "model", "pretrain")
                 if main_process else contextlib.nullcontext())
     with tracking as run:
         if run is not None:

@@ -12,7 +12,6 @@ and recall / precision of the kept ones (the paper: 93.9 AP@50, 91.1% recall, 90
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -30,8 +29,8 @@ from slowfast.detection.person import (
     train_person_detector,
 )
 from slowfast.detection.proposals import filter_proposals, proposals_from_detections, read_proposals, write_proposals_csv
-from slowfast.params import load_params, run_stage, section
-from slowfast.tracking.runs import stage_run
+from slowfast.params import run_stage
+from slowfast.stage import stage_args, tracked
 from slowfast.utils.io import write_json_atomic
 
 log = logging.getLogger("stages.proposals_ava")
@@ -52,23 +51,13 @@ def keyframes(source: AvaSource, shards: FrameShards, split: str, video_start_se
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", required=True)
-    parser.add_argument("--shards", required=True)
-    parser.add_argument("--out", required=True, help="the trained person detector goes here")
-    parser.add_argument("--proposals", required=True, help="validation proposals, PySlowFast CSV format")
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = load_params(args.params)
+    args, params = stage_args(__doc__, ["raw", "shards", "out", "proposals", "metrics"], argv)
     p = params.ava.proposals
     source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
     shards = FrameShards(args.shards)
     val_keys, val_images, val_people = keyframes(source, shards, params.ava.evaluate.split,
                                                  params.ava.video_start_sec)
-    with stage_run("proposals_ava", params=section(args.params, "ava"), experiment=params.tracking.experiment,
-                   system_metrics=params.tracking.system_metrics) as run:
+    with tracked("proposals_ava", args, params, "ava") as run:
         if p.import_file:
             imported = read_proposals(p.import_file)
             by_key = {key: g[["x1", "y1", "x2", "y2", "score"]].to_numpy(np.float32)
