@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -237,3 +240,38 @@ def test_fast_jpeg_decoder_gives_pillows_pixels_and_writes_into_the_given_buffer
         np.testing.assert_array_equal(decode.decode_jpeg(data), pillow)
         with pytest.raises(ValueError, match="JPEG of 85x60 pixels, expected 85x64"):
             decode.decode_jpeg(data, out=np.zeros((64, 85, 3), np.uint8))
+
+
+def test_any_chunk_mapper_writes_the_process_pools_bytes_and_a_rerun_plans_no_chunk(tmp_path, monkeypatch):
+    sources = {f"v{i}": make_video(tmp_path / f"v{i}.mp4", num_frames=8 + i) for i in range(5)}
+    sources["broken"] = tmp_path / "broken.mp4"
+    sources["broken"].write_bytes(b"not a video")
+    config = DecodeConfig(short_side=32)
+    decode_videos(sources, tmp_path / "pool", config, workers=2, progress=False)
+
+    seen = []
+
+    def elsewhere(fn, chunks):  # a worker in another directory, chunks in another order: as on a cluster
+        seen.extend(chunks)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=os.chdir,
+                                 initargs=(str(tmp_path / "pool"),)) as pool:
+            return list(pool.map(fn, reversed(chunks)))
+
+    relative = {vid: path.relative_to(tmp_path) for vid, path in sources.items()}
+    monkeypatch.chdir(tmp_path)
+    report = decode_videos(relative, "mapped", config, workers=2, map_chunks=elsewhere, progress=False)
+    assert len(seen) > 1 and sorted(v["video_id"] for c in seen for v in c.videos) == sorted(sources)
+    assert report.decoded == [f"v{i}" for i in range(5)] and [f["video_id"] for f in report.failures] == ["broken"]
+
+    pool, mapped = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("pool", "mapped"))
+    assert {v: e["path"] for v, e in mapped["videos"].items()} == {v: str(p) for v, p in relative.items()
+                                                                     if v != "broken"}
+    for entry in [*pool["videos"].values(), *mapped["videos"].values()]:
+        entry.pop("path")
+    assert mapped == pool  # same chunks, same shard names, same runs
+    for name in pool["shards"]:
+        assert (tmp_path / "mapped/shards" / name).read_bytes() == (tmp_path / "pool/shards" / name).read_bytes()
+
+    plan = decode.plan_decode(relative, "mapped", config, workers=2)
+    assert plan.skipped == [f"v{i}" for i in range(5)]  # only the failed video is tried again
+    assert [v["video_id"] for c in plan.chunks for v in c.videos] == ["broken"]

@@ -33,15 +33,22 @@ num_frames, height, width and its ``runs`` ``[shard, first_row, first_frame, cou
 ``failures.json``. Re-runs skip videos whose checksum and parameters match and whose shards are intact (size and
 row count as recorded, readable footer); everything else is decoded again, and unreferenced shards are deleted.
 Videos of earlier runs that are not among ``sources`` stay in the manifest while their shards are intact. One decode
-run at a time per ``out_dir``; with ``workers`` > 1 each spawned process writes its own shards.
+run at a time per ``out_dir``.
+
+**Work split.** A run is three steps: :func:`plan_decode` (which videos need work, in chunks; intact ones are skipped),
+:func:`decode_chunk` per chunk (picklable, cwd-independent, writes the chunk's own shards, returns its manifest entries
+and failures) and :func:`merge_decode` (writes manifest and failures atomically). ``decode_videos(map_chunks=...)``
+runs the chunks through any mapper — by default ``workers`` spawned processes; the Prefect flow passes one that runs a
+task per chunk on a Dask cluster (any worker that sees the same file system). Chunks and shard names depend only on
+the work, never on who runs it, so every mapper writes the same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -51,7 +58,7 @@ import multiprocessing
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -67,7 +74,7 @@ try:  # optional: a faster JPEG decoder (decode_jpeg); Pillow gives the same pix
 except ImportError:  # pragma: no cover - depends on the installation
     simplejpeg = None
 
-from slowfast.config import from_mapping, require, to_mapping
+from slowfast.config import from_mapping, require
 from slowfast.utils.io import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -380,16 +387,57 @@ def _decode_video(video_id: str, path: Path, windows: Sequence[Window] | None, c
     }
 
 
-def _run_task(task: list[dict[str, Any]], out_dir: str, config_map: dict[str, Any], prefix: str, threads: int
-              ) -> tuple[list[dict[str, Any]], list[dict[str, str]], dict[str, dict[str, int]]]:
-    """Worker entry point: decode the videos of one task into shards ``<prefix>-NNNN``; all shards sealed on return."""
-    config = from_mapping(DecodeConfig, config_map)
-    writer = _ShardWriter(Path(out_dir) / SHARD_DIR, prefix, config)
+# ------------------------------------------------------------------------------------------ plan, chunks, merge
+@dataclasses.dataclass(frozen=True)
+class DecodeChunk:
+    """One unit of decoding work, for whichever mapper runs it (a process pool, a Dask cluster).
+
+    Its videos are decoded in one worker into shards ``<prefix>-NNNN`` of its own. Picklable and independent of the
+    current directory: ``out_dir`` and each video's ``file`` are absolute; ``path`` is the source as given, which the
+    manifest and failure records keep.
+    """
+
+    videos: tuple[dict[str, Any], ...]  # video_id, path, file, windows, checksum, key
+    out_dir: str
+    config: DecodeConfig
+    prefix: str
+    threads: int = 0  # FFmpeg decoder threads: 0 = every core, 1 when chunks run side by side
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkResult:
+    """What one chunk produced: manifest entries, failure records and its sealed shards ``{name: {rows, bytes}}``."""
+
+    records: list[dict[str, Any]]
+    failures: list[dict[str, str]]
+    shards: dict[str, dict[str, int]]
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodePlan:
+    """What a run has to do: the ``chunks`` to decode, and what it keeps (entries of intact videos, their shards)."""
+
+    out_dir: Path
+    chunks: list[DecodeChunk]
+    videos: dict[str, Any]
+    shards: dict[str, Any]
+    skipped: list[str]
+    failures: list[dict[str, str]]  # sources that cannot even be read
+
+
+#: ``map_chunks(fn, chunks)`` -> ``fn(chunk)`` of every chunk, in any order, e.g. on the processes of a cluster.
+ChunkMapper = Callable[[Callable[[DecodeChunk], ChunkResult], Sequence[DecodeChunk]], Iterable[ChunkResult]]
+
+
+def decode_chunk(chunk: DecodeChunk) -> ChunkResult:
+    """Decode the videos of one chunk, in whatever process runs it; every shard is sealed on return."""
+    writer = _ShardWriter(Path(chunk.out_dir) / SHARD_DIR, chunk.prefix, chunk.config)
     records, failures = [], []
     try:
-        for item in task:
+        for item in chunk.videos:
             try:
-                entry = _decode_video(item["video_id"], Path(item["path"]), item["windows"], config, writer, threads)
+                entry = _decode_video(item["video_id"], Path(item["file"]), item["windows"], chunk.config, writer,
+                                      chunk.threads)
             except VideoError as exc:
                 failures.append({"video_id": item["video_id"], "path": item["path"], "reason": str(exc)})
                 continue
@@ -398,15 +446,27 @@ def _run_task(task: list[dict[str, Any]], out_dir: str, config_map: dict[str, An
                 failures.append({"video_id": item["video_id"], "path": item["path"],
                                  "reason": f"{type(exc).__name__}: {exc}"})
                 continue
-            records.append({**entry, "checksum": item["checksum"], "key": item["key"]})
+            records.append({**entry, "path": item["path"], "checksum": item["checksum"], "key": item["key"]})
         writer.seal()
     except BaseException:
         writer.abort()
         raise
-    return records, failures, writer.sealed
+    return ChunkResult(records, failures, writer.sealed)
 
 
-# ------------------------------------------------------------------------------------------------ orchestration
+def map_in_processes(fn: Callable[[DecodeChunk], ChunkResult], chunks: Sequence[DecodeChunk], *, workers: int = 1
+                     ) -> Iterator[ChunkResult]:
+    """The default mapper: ``workers`` spawned processes (this process for one worker or one chunk), results as
+    they complete."""
+    if workers <= 1 or len(chunks) <= 1:
+        yield from map(fn, chunks)
+        return
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(chunks)),
+                                                mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in concurrent.futures.as_completed([pool.submit(fn, chunk) for chunk in chunks]):
+            yield future.result()
+
+
 def _params_key(config: DecodeConfig, windows: Sequence[Window] | None) -> str:
     params = {"version": FORMAT_VERSION, "fps": config.fps, "short_side": config.short_side,
               "jpeg_quality": config.jpeg_quality,
@@ -446,20 +506,21 @@ def _write_outputs(out_dir: Path, videos: dict[str, Any], shards: dict[str, Any]
         write_json_atomic(out_dir / FAILURES, sorted(failures, key=lambda f: f["video_id"]))
 
 
-def decode_videos(
+def plan_decode(
     sources: Mapping[str, str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     config: DecodeConfig = DecodeConfig(),
     *,
     windows: Mapping[str, Sequence[Window]] | None = None,
     workers: int = 1,
-    progress: bool = True,
-) -> DecodeReport:
-    """Decode ``sources`` (video id -> file) into frame shards under ``out_dir``; see the module docstring.
+    parallel: bool | None = None,
+) -> DecodePlan:
+    """Validate the arguments, find the videos that need decoding and split them into chunks.
 
-    Videos already decoded with the same checksum and parameters into intact shards are skipped; corrupt or
-    incomplete shards are rebuilt. ``workers`` > 1 decodes in that many spawned processes. Returns a report; the
-    failure records are also in ``out_dir/failures.json``.
+    Videos whose checksum and parameters match the manifest and whose shards are intact are kept (``skipped``).
+    Chunks hold at most ``config.videos_per_task`` videos and are small enough for about four per worker; their shard
+    prefixes hash their content, so the same work gets the same shard names whoever runs it. ``parallel`` (default:
+    ``workers`` > 1) says that chunks run side by side, so each decodes on one core.
     """
     if workers < 1:
         raise ValueError(f"workers: got {workers}, allowed: >= 1")
@@ -486,7 +547,6 @@ def decode_videos(
         return True
 
     videos = {vid: e for vid, e in old["videos"].items() if vid not in sources and intact(e)}
-    shards = dict(old["shards"])
     failures: list[dict[str, str]] = []
     todo, skipped = [], []
     for vid in sorted(sources):
@@ -503,53 +563,78 @@ def decode_videos(
             videos[vid] = entry
             skipped.append(vid)
         else:
-            todo.append({"video_id": vid, "path": str(path), "windows": wins, "checksum": checksum, "key": key})
+            todo.append({"video_id": vid, "path": str(path), "file": str(path.resolve()), "windows": wins,
+                         "checksum": checksum, "key": key})
 
     per_task = max(1, min(config.videos_per_task, math.ceil(len(todo) / (4 * workers)) if todo else 1))
-    tasks = [todo[i : i + per_task] for i in range(0, len(todo), per_task)]
+    groups = [todo[i : i + per_task] for i in range(0, len(todo), per_task)]
+    threads = 1 if (workers > 1 if parallel is None else parallel) and len(groups) > 1 else 0
+    chunks = []
+    for group in groups:
+        digest = hashlib.sha256(json.dumps([[t["video_id"], t["checksum"], t["key"]] for t in group]).encode())
+        chunks.append(DecodeChunk(tuple(group), str(out_dir.resolve()), config,
+                                  f"shard-{digest.hexdigest()[:16]}", threads))
+    return DecodePlan(out_dir, chunks, videos, dict(old["shards"]), skipped, failures)
+
+
+def merge_decode(plan: DecodePlan, results: Iterable[ChunkResult], *, progress: bool = True) -> DecodeReport:
+    """Collect the chunks' results into ``manifest.json`` and ``failures.json`` (atomic writes, the manifest also
+    every 30 s so that an interrupted run keeps what is done) and delete the shards nothing references."""
+    videos, shards, failures = dict(plan.videos), dict(plan.shards), list(plan.failures)
     decoded: list[str] = []
+    total = sum(len(chunk.videos) for chunk in plan.chunks)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), unit="video", desc="decode", disable=not todo)
-    config_map = to_mapping(config)
-    parallel = workers > 1 and len(tasks) > 1
-    jobs = []
-    for task in tasks:
-        digest = hashlib.sha256(json.dumps([[t["video_id"], t["checksum"], t["key"]] for t in task]).encode())
-        jobs.append((task, str(out_dir), config_map, f"shard-{digest.hexdigest()[:16]}", 1 if parallel else 0))
-    with contextlib.ExitStack() as stack:
-        if parallel:
-            pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
-                max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")))
-            futures = {pool.submit(_run_task, *job): job[0] for job in jobs}
-            results = ((futures[f], f.result()) for f in concurrent.futures.as_completed(futures))
-        else:
-            results = ((job[0], _run_task(*job)) for job in jobs)
-        last_write = time.monotonic()
-        for task, (records, task_failures, sealed) in results:
-            shards.update(sealed)
-            for record in records:
-                videos[record["video_id"]] = record
-                decoded.append(record["video_id"])
-            failures.extend(task_failures)
-            if bar is not None:
-                bar.update(len(task))
-            if time.monotonic() - last_write > 30:  # an interrupted run keeps what is done
-                _write_outputs(out_dir, videos, shards)
-                last_write = time.monotonic()
+        bar = tqdm(total=total, unit="video", desc="decode", disable=not total)
+    last_write = time.monotonic()
+    for result in results:
+        shards.update(result.shards)
+        for record in result.records:
+            videos[record["video_id"]] = record
+            decoded.append(record["video_id"])
+        failures.extend(result.failures)
+        if bar is not None:
+            bar.update(len(result.records) + len(result.failures))
+        if time.monotonic() - last_write > 30:
+            _write_outputs(plan.out_dir, videos, shards)
+            last_write = time.monotonic()
     if bar is not None:
         bar.close()
-    _write_outputs(out_dir, videos, shards, failures)
+    _write_outputs(plan.out_dir, videos, shards, failures)
     used = {run[0] for v in videos.values() for run in v["runs"]}
-    for path in shard_dir.iterdir():
+    for path in (plan.out_dir / SHARD_DIR).iterdir():
         if path.name not in used and (SHARD_NAME.fullmatch(path.name) or path.name.endswith(".tmp")):
             path.unlink(missing_ok=True)
     for failure in failures:
         log.warning("%s: %s (%s)", failure["video_id"], failure["reason"], failure["path"])
-    log.info("decoded %d videos, skipped %d, %d failures", len(decoded), len(skipped), len(failures))
-    return DecodeReport(sorted(decoded), skipped, sorted(failures, key=lambda f: f["video_id"]), out_dir / MANIFEST)
+    log.info("decoded %d videos, skipped %d, %d failures", len(decoded), len(plan.skipped), len(failures))
+    return DecodeReport(sorted(decoded), plan.skipped, sorted(failures, key=lambda f: f["video_id"]),
+                        plan.out_dir / MANIFEST)
+
+
+def decode_videos(
+    sources: Mapping[str, str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    config: DecodeConfig = DecodeConfig(),
+    *,
+    windows: Mapping[str, Sequence[Window]] | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    map_chunks: ChunkMapper | None = None,
+) -> DecodeReport:
+    """Decode ``sources`` (video id -> file) into frame shards under ``out_dir``; see the module docstring.
+
+    :func:`plan_decode`, then :func:`decode_chunk` of every chunk through ``map_chunks`` (default: ``workers``
+    spawned processes, :func:`map_in_processes`), then :func:`merge_decode`. Videos already decoded with the same
+    checksum and parameters into intact shards are skipped; corrupt or incomplete shards are rebuilt. Returns a
+    report; the failure records are also in ``out_dir/failures.json``.
+    """
+    plan = plan_decode(sources, out_dir, config, windows=windows, workers=workers,
+                       parallel=True if map_chunks is not None else None)
+    mapper = map_chunks or functools.partial(map_in_processes, workers=workers)
+    return merge_decode(plan, mapper(decode_chunk, plan.chunks) if plan.chunks else (), progress=progress)
 
 
 # ------------------------------------------------------------------------------------------------------- CLI
