@@ -10,6 +10,12 @@ run in parallel (DVC releases its repository lock while a stage's command runs).
       cmd: python -m stages.download
       meta: {retries: 3, retry_delay_seconds: 10}
 
+With a Dask scheduler address (``dask_address``), a stage whose ``meta`` says ``fan_out: true`` (the decode stages)
+and that DVC finds stale is not run by ``dvc repro``: :mod:`pipelines.fanout` runs its command with one Prefect task
+per decode chunk on the Dask cluster (Prefect's ``DaskTaskRunner``), then ``dvc commit`` records its outputs in
+``dvc.lock``, so the stages downstream and any later ``dvc repro`` see it as done. An address that cannot be reached
+fails the flow before any stage runs.
+
 The flow opens the MLflow parent run of this pipeline execution and hands its id to the stage processes
 (``SLOWFAST_PIPELINE_ID``), so every stage's child run is grouped under it; its result is the metrics summary
 (``dvc metrics show``).
@@ -17,10 +23,13 @@ The flow opens the MLflow parent run of this pipeline execution and hands its id
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +37,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.futures import wait
 
+from pipelines.fanout import module_command
 from slowfast.tracking import runs as tracking
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -39,6 +49,8 @@ class StageNode:
     upstream: tuple[str, ...]
     retries: int = 0
     retry_delay_seconds: float = 10.0
+    cmd: str = ""
+    fan_out: bool = False  # its chunks may run on a Dask cluster (meta.fan_out; the cmd is `python -m MODULE ...`)
 
 
 def dvc_stages(repo_root: str | os.PathLike[str]) -> list[StageNode]:
@@ -60,12 +72,22 @@ def dvc_stages(repo_root: str | os.PathLike[str]) -> list[StageNode]:
             if not stage.cmd:  # .dvc-tracked data files are graph nodes too, but nothing runs them
                 continue
             meta = stage.meta or {}
+            fan_out = meta.get("fan_out", False)
+            if not isinstance(fan_out, bool):
+                raise ValueError(f"stage {stage.name!r}: meta.fan_out: got {fan_out!r}, allowed: true or false")
+            if fan_out:
+                try:
+                    module_command(stage.cmd)
+                except ValueError as exc:
+                    raise ValueError(f"stage {stage.name!r}: meta.fan_out: {exc}") from None
             nodes.append(
                 StageNode(
                     name=address(stage),
                     upstream=tuple(sorted(address(d) for d in graph.successors(stage) if d.cmd)),
                     retries=int(meta.get("retries", 0)),
                     retry_delay_seconds=float(meta.get("retry_delay_seconds", 10.0)),
+                    cmd=stage.cmd,
+                    fan_out=fan_out,
                 )
             )
     return nodes
@@ -85,6 +107,56 @@ def run_stage(repo_root: str, name: str, pipeline_id: str, force: bool = False) 
     return "skipped" if "didn't change, skipping" in output else "ran"
 
 
+def _dvc(repo_root: str, *args: str) -> str:
+    proc = subprocess.run([*DVC, "--wait-for-lock", *args], cwd=repo_root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dvc {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def check_dask_address(address: str, *, timeout: float = 5.0) -> int:
+    """Connect to the Dask scheduler at ``address``; returns its number of workers, or raises naming the address."""
+    from distributed import Client
+
+    try:
+        with Client(address, timeout=timeout, set_as_default=False) as client:
+            workers = len(client.scheduler_info()["workers"])
+    except (OSError, ValueError, TimeoutError) as exc:
+        raise ValueError(f"dask_address: no Dask scheduler reachable at {address!r} ({type(exc).__name__}: {exc}); "
+                         "allowed: the address of a running scheduler, e.g. tcp://host:8786") from None
+    if not workers:
+        get_run_logger().warning("Dask scheduler %s has no workers yet: fan-out chunks wait for one", address)
+    return workers
+
+
+@task(task_run_name="fan out {node.name} over Dask")
+def fan_out_stage(repo_root: str, node: StageNode, pipeline_id: str, dask_address: str, force: bool = False
+                  ) -> dict[str, Any]:
+    """Run a stale fan-out stage through :mod:`pipelines.fanout`, then ``dvc commit`` it into ``dvc.lock``."""
+    logger = get_run_logger()
+    if not force and not json.loads(_dvc(repo_root, "status", "--json", node.name) or "{}"):
+        return {"status": "skipped"}
+    from prefect.settings import get_current_settings
+
+    env = {**os.environ, tracking.PIPELINE_ID_ENV: pipeline_id}
+    api_url = get_current_settings().api.url
+    if api_url:  # the stage's fan-out flow reports to the same Prefect server as this one
+        env["PREFECT_API_URL"] = str(api_url)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = Path(tmp) / "summary.json"
+        cmd = [sys.executable, "-m", "pipelines.fanout", "--dask-address", dask_address, "--summary", str(summary),
+               *shlex.split(node.cmd)]
+        proc = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True)
+        output = (proc.stdout + proc.stderr).strip()
+        if proc.returncode != 0:
+            raise RuntimeError(f"stage {node.name!r} failed on Dask (exit {proc.returncode}):\n{output[-4000:]}")
+        result = json.loads(summary.read_text())
+    _dvc(repo_root, "commit", "--force", node.name)
+    logger.info("%s: %d chunks on Dask workers %s; committed to dvc.lock", node.name, result["chunks"],
+                result["workers"])
+    return {"status": "ran", **result}
+
+
 def metrics_summary(repo_root: str | os.PathLike[str]) -> dict[str, Any]:
     """``dvc metrics show --json`` of the workspace: {metrics file: {name: value}}."""
     proc = subprocess.run([*DVC, "metrics", "show", "--json"], cwd=repo_root, capture_output=True, text=True)
@@ -97,12 +169,16 @@ def metrics_summary(repo_root: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 @flow(name="slowfast-pipeline")
-def slowfast_pipeline(repo_root: str = ".", force: bool = False) -> dict[str, Any]:
-    """Run the DVC pipeline in ``repo_root``; returns ``{"stages": {name: ran|skipped}, "metrics": {...}}``."""
+def slowfast_pipeline(repo_root: str = ".", force: bool = False, dask_address: str | None = None) -> dict[str, Any]:
+    """Run the DVC pipeline in ``repo_root``; returns ``{"stages": {name: ran|skipped}, "metrics": {...}}`` and,
+    with ``dask_address``, ``"fan_out": {stage: {"chunks": n, "workers": {address: chunks}}}``."""
     from prefect.runtime import flow_run
 
     logger = get_run_logger()
     root = str(Path(repo_root).resolve())
+    nodes = dvc_stages(root)
+    if dask_address:
+        check_dask_address(dask_address)
     pipeline_id = f"prefect-{flow_run.get_id() or os.getpid()}"
     import mlflow
 
@@ -113,15 +189,39 @@ def slowfast_pipeline(repo_root: str = ".", force: bool = False) -> dict[str, An
     futures: dict[str, Any] = {}
     status = "FAILED"
     try:
-        for node in dvc_stages(root):
-            futures[node.name] = run_stage.with_options(
-                retries=node.retries, retry_delay_seconds=node.retry_delay_seconds
-            ).submit(root, node.name, pipeline_id, force, wait_for=[futures[u] for u in node.upstream])
+        for node in nodes:
+            options = {"retries": node.retries, "retry_delay_seconds": node.retry_delay_seconds}
+            after = [futures[u] for u in node.upstream]
+            if node.fan_out and dask_address:
+                futures[node.name] = fan_out_stage.with_options(**options).submit(
+                    root, node, pipeline_id, dask_address, force, wait_for=after)
+            else:
+                futures[node.name] = run_stage.with_options(**options).submit(
+                    root, node.name, pipeline_id, force, wait_for=after)
         wait(list(futures.values()))
-        stages = {name: fut.result() for name, fut in futures.items()}
+        results = {name: fut.result() for name, fut in futures.items()}
         status = "FINISHED"
     finally:
         mlflow.MlflowClient().set_terminated(parent, status=status)
+    stages = {name: r if isinstance(r, str) else r["status"] for name, r in results.items()}
     summary = {"stages": stages, "metrics": metrics_summary(root), "mlflow_parent_run_id": parent}
+    if dask_address:
+        summary["fan_out"] = {name: r for name, r in results.items() if isinstance(r, dict) and r["status"] == "ran"}
     logger.info("pipeline finished: %s", json.dumps(summary["stages"]))
     return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.flow [--repo-root .] [--force] [--dask-address tcp://host:8786]``: one run, now."""
+    parser = argparse.ArgumentParser(description="Run the DVC pipeline once as a Prefect flow.")
+    parser.add_argument("--repo-root", default=".")
+    parser.add_argument("--force", action="store_true", help="re-run every stage")
+    parser.add_argument("--dask-address", help="decode stages fan out over the Dask scheduler at this address")
+    args = parser.parse_args(argv)
+    summary = slowfast_pipeline(repo_root=args.repo_root, force=args.force, dask_address=args.dask_address)
+    print(json.dumps(summary["stages"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from slowfast.data.decode import decode_videos
+from slowfast.data.decode import ChunkMapper, decode_videos
 from slowfast.data.sources import AvaSource, CharadesSource, KineticsSource
 from slowfast.params import run_stage
 from slowfast.stage import stage_args, tracked
@@ -45,7 +45,9 @@ def ava_windows(source: AvaSource, clip_sec: float) -> dict[str, list[tuple[floa
     return merged
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, map_chunks: ChunkMapper | None = None) -> int:
+    """Run the stage; ``map_chunks`` runs the decode chunks elsewhere (``pipelines.fanout``: on a Dask cluster),
+    by default in ``decode.workers`` processes."""
     args, params = stage_args(__doc__, ["raw", "out", "metrics"], argv, extra=lambda p: p.add_argument("--dataset", required=True, choices=sorted(SOURCES)))
     source = SOURCES[args.dataset](args.raw)
     videos = source.video_paths()
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         windows = {vid: spans for vid, spans in ava_windows(source, clip_sec).items() if vid in videos}
     with tracked(f"decode_{args.dataset}", args, params, "decode") as run:
         report = decode_videos(videos, args.out, params.decode.frames, windows=windows,
-                               workers=params.decode.workers)
+                               workers=params.decode.workers, map_chunks=map_chunks)
         rejected = source.rejected_paths()
         metrics = {"videos": len(videos), "decoded": len(report.decoded), "skipped": len(report.skipped),
                    "failures": len(report.failures) + len(rejected)}
