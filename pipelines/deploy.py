@@ -3,6 +3,7 @@
     python -m pipelines.deploy                      # nightly at 02:00, serves scheduled runs until stopped
     python -m pipelines.deploy --cron "0 */6 * * *" # every six hours
     python -m pipelines.deploy --apply-only         # only register the deployment (a worker or `serve` runs it)
+    python -m pipelines.deploy --dask-address tcp://scheduler:8786  # decode stages fan out over that Dask cluster
 
 Against a Prefect server (``prefect server start`` or Prefect Cloud, via ``PREFECT_API_URL``); each scheduled run
 executes ``dvc repro`` through the flow in ``pipelines.flow``.
@@ -19,10 +20,13 @@ NIGHTLY = "0 2 * * *"
 REPO_ROOT = str(Path(__file__).resolve().parents[1])
 
 
-def build_deployment(*, name: str = "nightly", cron: str = NIGHTLY, repo_root: str = REPO_ROOT):
-    """The deployment object: the pipeline flow on ``repo_root`` with a cron schedule."""
+def build_deployment(*, name: str = "nightly", cron: str = NIGHTLY, repo_root: str = REPO_ROOT,
+                     dask_address: str | None = None):
+    """The deployment object: the pipeline flow on ``repo_root`` with a cron schedule (and a Dask cluster for the
+    decode stages' chunks when ``dask_address`` is given)."""
+    parameters = {"repo_root": repo_root, **({"dask_address": dask_address} if dask_address else {})}
     return slowfast_pipeline.to_deployment(
-        name=name, cron=cron, parameters={"repo_root": repo_root}, tags=["slowfast", "dvc"],
+        name=name, cron=cron, parameters=parameters, tags=["slowfast", "dvc"],
         description="dvc repro of the SlowFast pipeline, tracked in MLflow",
     )
 
@@ -33,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cron", default=NIGHTLY, help=f"cron schedule (default {NIGHTLY!r}: nightly)")
     parser.add_argument("--repo-root", default=REPO_ROOT)
     parser.add_argument("--apply-only", action="store_true", help="register the deployment and exit")
+    parser.add_argument("--dask-address", help="decode stages fan out over the Dask scheduler at this address")
     args = parser.parse_args(argv)
-    deployment = build_deployment(name=args.name, cron=args.cron, repo_root=args.repo_root)
+    deployment = build_deployment(name=args.name, cron=args.cron, repo_root=args.repo_root,
+                                  dask_address=args.dask_address)
     if args.apply_only:
         deployment_id = deployment.apply()
         print(f"deployment slowfast-pipeline/{args.name} ({deployment_id}) scheduled with cron {args.cron!r}")

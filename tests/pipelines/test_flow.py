@@ -109,18 +109,21 @@ def test_a_failing_stage_fails_the_flow_and_its_downstream_does_not_run(dvc_repo
     assert not (dvc_repo / "report.txt").exists()
 
 
-def test_deployment_is_scheduled_nightly(prefect_harness):
+def test_deployment_is_scheduled_nightly_and_passes_the_dask_address(prefect_harness):
     from prefect.client.orchestration import get_client
 
     from pipelines.deploy import NIGHTLY, main
 
     assert main(["--apply-only", "--name", "nightly-test"]) == 0
+    assert main(["--apply-only", "--name", "nightly-dask", "--dask-address", "tcp://scheduler:8786"]) == 0
 
     import asyncio
 
-    async def fetch():
+    async def fetch(name):
         async with get_client() as client:
-            dep = await client.read_deployment_by_name("slowfast-pipeline/nightly-test")
-            return [s.schedule.cron for s in dep.schedules]
+            dep = await client.read_deployment_by_name(f"slowfast-pipeline/{name}")
+            return [s.schedule.cron for s in dep.schedules], dep.parameters
 
-    assert asyncio.run(fetch()) == [NIGHTLY]
+    crons, parameters = asyncio.run(fetch("nightly-test"))
+    assert crons == [NIGHTLY] and "dask_address" not in parameters
+    assert asyncio.run(fetch("nightly-dask"))[1]["dask_address"] == "tcp://scheduler:8786"
