@@ -24,6 +24,7 @@ The flow opens the MLflow parent run of this pipeline execution and hands its id
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shlex
@@ -98,7 +99,7 @@ def run_stage(repo_root: str, name: str, pipeline_id: str, force: bool = False) 
     """``dvc repro --single-item NAME``: runs the stage if DVC finds it stale, else skips it."""
     logger = get_run_logger()
     env = {**os.environ, tracking.PIPELINE_ID_ENV: pipeline_id}
-    cmd = [*DVC, "repro", "--single-item", name, *(["--force"] if force else [])]
+    cmd = [*DVC, "--wait-for-lock", "repro", "--single-item", name, *(["--force"] if force else [])]
     proc = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True)
     output = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0:
@@ -115,12 +116,15 @@ def _dvc(repo_root: str, *args: str) -> str:
 
 
 def check_dask_address(address: str, *, timeout: float = 5.0) -> int:
-    """Connect to the Dask scheduler at ``address``; returns its number of workers, or raises naming the address."""
-    from distributed import Client
+    """Ask the Dask scheduler at ``address`` who it is; returns its number of workers, or raises naming the address."""
+    from distributed.core import rpc
+
+    async def identity() -> dict[str, Any]:
+        async with rpc(address, timeout=timeout) as scheduler:
+            return await scheduler.identity()
 
     try:
-        with Client(address, timeout=timeout, set_as_default=False) as client:
-            workers = len(client.scheduler_info()["workers"])
+        workers = len(asyncio.run(identity())["workers"])
     except (OSError, ValueError, TimeoutError) as exc:
         raise ValueError(f"dask_address: no Dask scheduler reachable at {address!r} ({type(exc).__name__}: {exc}); "
                          "allowed: the address of a running scheduler, e.g. tcp://host:8786") from None
