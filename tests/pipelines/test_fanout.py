@@ -3,6 +3,7 @@ DaskTaskRunner, writes what the stage's own process pool writes, and DVC records
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -58,6 +59,18 @@ def decode_repo(tmp_path, monkeypatch):
     return repo
 
 
+async def _prefect_chunk_runs() -> tuple[list[str], set[str]]:
+    """The completed chunk task runs the Prefect server recorded, and the flows they ran in."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    async with get_client() as prefect:
+        runs = await prefect.read_task_runs(task_run_filter=TaskRunFilter(
+            name=TaskRunFilterName(any_=[f"chunk {i}" for i in range(6)])))
+        flows = {(await prefect.read_flow((await prefect.read_flow_run(r.flow_run_id)).flow_id)).name for r in runs}
+    return sorted(r.name for r in runs if r.state.is_completed()), flows
+
+
 def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True)
 
@@ -77,6 +90,7 @@ def test_decode_chunks_run_on_dask_workers_write_the_process_pools_bytes_and_dvc
     assert set(fanned["workers"]) <= workers and sum(fanned["workers"].values()) == 6
     ran = [t for t in client.get_task_stream() if t["key"].startswith("run_chunk")]  # the cluster's own log
     assert len(ran) == 6 and {t["worker"] for t in ran} <= workers
+    assert asyncio.run(_prefect_chunk_runs()) == ([f"chunk {i}" for i in range(6)], {"slowfast-fan-out"})
     assert json.loads((decode_repo / "reports/decode_kinetics.json").read_text())["decoded"] == 6
 
     lock = yaml.safe_load((decode_repo / "dvc.lock").read_text())["stages"]
