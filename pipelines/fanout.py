@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the stage's command: python -m MODULE ARGS...")
     args = parser.parse_args(argv)
     module, stage_argv = module_command(shlex.join(args.command))
-    summary = fan_out.with_options(
-        task_runner=DaskTaskRunner(address=args.dask_address), flow_run_name=f"fan out {module} {shlex.join(stage_argv)}"
-    )(module, stage_argv)
+    runner = DaskTaskRunner(address=args.dask_address)
+    name = f"fan out {module} {shlex.join(stage_argv)}"
+    summary = fan_out.with_options(task_runner=runner, flow_run_name=name)(module, stage_argv)
     if args.summary:
         write_json_atomic(args.summary, summary)
     return 0

@@ -48,7 +48,8 @@ def ava_windows(source: AvaSource, clip_sec: float) -> dict[str, list[tuple[floa
 def main(argv: list[str] | None = None, *, map_chunks: ChunkMapper | None = None) -> int:
     """Run the stage; ``map_chunks`` runs the decode chunks elsewhere (``pipelines.fanout``: on a Dask cluster),
     by default in ``decode.workers`` processes."""
-    args, params = stage_args(__doc__, ["raw", "out", "metrics"], argv, extra=lambda p: p.add_argument("--dataset", required=True, choices=sorted(SOURCES)))
+    args, params = stage_args(__doc__, ["raw", "out", "metrics"], argv,
+                              extra=lambda p: p.add_argument("--dataset", required=True, choices=sorted(SOURCES)))
     source = SOURCES[args.dataset](args.raw)
     videos = source.video_paths()
     windows = None

@@ -94,7 +94,8 @@ def test_decode_chunks_run_on_dask_workers_write_the_process_pools_bytes_and_dvc
     assert json.loads((decode_repo / "reports/decode_kinetics.json").read_text())["decoded"] == 6
 
     lock = yaml.safe_load((decode_repo / "dvc.lock").read_text())["stages"]
-    assert {o["path"] for o in lock["decode_kinetics"]["outs"]} == {"data/shards/kinetics", "reports/decode_kinetics.json"}
+    assert {o["path"] for o in lock["decode_kinetics"]["outs"]} == {"data/shards/kinetics",
+                                                                     "reports/decode_kinetics.json"}
     status = _dvc(decode_repo, "status", "--json")
     assert status.returncode == 0 and json.loads(status.stdout) == {}
     again = _dvc(decode_repo, "repro")
