@@ -6,15 +6,17 @@ libx264 with ffmpeg's defaults — preset medium, crf 23, GOP 250 — as ffmpeg 
 as PySlowFast's default ``multi_thread_decode=False``):
 
 * ``loader``: clips/s of SlowFast 8×8 training clips (32 frames every 2, short-side jitter [256, 320], random 224²
-  crop, flip, normalisation, packed into pathways) from the shards (``KineticsDataset``) and from the video files with
-  PyAV as the reference implementations do (open, seek, decode the window, resample to 30 fps, same transforms),
-  with 0 and 2 DataLoader workers. The two alternate for ``--repeats`` rounds; the table gives median clips/s, the
+  crop, flip, packed into pathways and batched; uint8, as the datasets hand them to the engine, which normalises on
+  its device) from the shards (``KineticsDataset``) and from the video files with PyAV as the reference
+  implementations do (open, seek, decode the window, resample to 30 fps, same transforms and collate), with 0 and 2
+  DataLoader workers. The two alternate for ``--repeats`` rounds; the table gives median clips/s, the
   range of the per-round speedups, and CPU ms per clip (this process plus its finished DataLoader workers, start-up
   included), which a busy machine disturbs much less than wall time;
 * ``threads``: shard clips/s with 0 DataLoader workers and 1 vs 2 JPEG decode threads (``FrameShards(decode_threads)``;
   only useful on idle cores);
 * ``decode``: the decode stage's videos/s with 1 and 2 processes;
-* ``transform``: ms per training clip of the view transform, float resize vs uint8 resize (``apply_view``);
+* ``transform``: ms per training clip of the view transform: a float pipeline, the uint8 resize then normalised in
+  the loader (the datasets until the engine took over normalising), and ``apply_view`` (uint8 out);
 * ``jpeg``: the frame codec options (Pillow/libjpeg-turbo vs PyAV's mjpeg encoder) and decoders (Pillow vs the
   shards' ``decode_jpeg``: simplejpeg, same libjpeg-turbo without Pillow's layers): ms per frame, bytes, PSNR;
 * ``row_groups``: ms to read one clip for several Parquet row-group sizes;
@@ -54,7 +56,7 @@ from slowfast.data.decode import (DecodeConfig, decode_jpeg, decode_videos, fram
                                   stream_origin)
 from slowfast.data.sampling import SamplingConfig, clip_indices, generator_for, random_start
 from slowfast.data.shards import FrameShards
-from slowfast.data.transforms import TransformConfig, apply_view, random_view
+from slowfast.data.transforms import TransformConfig, apply_view, normalize, random_view
 
 SAMPLING = SamplingConfig(slow_frames=8, alpha=4, tau=8)
 TRANSFORM = TransformConfig()
@@ -88,6 +90,8 @@ def make_video(path: Path, seconds: float, width: int = 340, height: int = 256, 
 class PyAVClips(Dataset):
     """The per-clip reference path: decode the compressed video for every clip (same sampling and transforms)."""
 
+    collate = staticmethod(KineticsDataset.collate)
+
     def __init__(self, records: list[tuple[str, Path, int]], seed: int = 0):
         self.records, self.seed = records, seed  # (video id, path, label)
 
@@ -115,7 +119,7 @@ class PyAVClips(Dataset):
                     images[k] = frame_rgb(frame, *size)
         frames = np.stack([images[k] for k in idx.tolist()])
         view = random_view(frames.shape[1], frames.shape[2], TRANSFORM, gen)
-        return {"inputs": pack(apply_view(frames, view, TRANSFORM)), "label": torch.tensor(label)}
+        return {"inputs": pack(apply_view(frames, view)), "label": torch.tensor(label)}
 
 
 def _cpu_seconds() -> float:
@@ -127,7 +131,7 @@ def clips_per_second(dataset: Dataset, clips: int, workers: int) -> tuple[float,
     """(clips/s after the first clip, CPU ms per clip over the whole run including worker start-up)."""
     order = [i % len(dataset) for i in range(clips)]
     loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=1, num_workers=workers,
-                        persistent_workers=False)
+                        persistent_workers=False, collate_fn=dataset.collate)
     cpu = _cpu_seconds()
     it = iter(loader)
     next(it)  # worker start-up and first file opens are not throughput
@@ -165,17 +169,20 @@ def float_resize_view(frames: np.ndarray, view, config: TransformConfig) -> torc
 def transform_speed(frames: np.ndarray, repeats: int = 5) -> list[dict]:
     gen = torch.Generator().manual_seed(0)
     views = [random_view(frames.shape[1], frames.shape[2], TRANSFORM, gen) for _ in range(repeats)]
+    variants = (("float resize, normalised", float_resize_view),
+                ("uint8 resize, normalised", lambda f, v, c: normalize(apply_view(f, v), c)),
+                ("uint8 resize (apply_view)", lambda f, v, c: apply_view(f, v)))
     rows = []
-    for name, fn in (("float resize", float_resize_view), ("uint8 resize (apply_view)", apply_view)):
+    for name, fn in variants:
         fn(frames, views[0], TRANSFORM)
-        start = time.perf_counter()
+        start = time.process_time()
         for view in views:
             fn(frames, view, TRANSFORM)
-        rows.append({"transform": name, "ms_per_clip": round((time.perf_counter() - start) / repeats * 1e3, 1)})
-    diff = max(float((float_resize_view(frames, v, TRANSFORM) - apply_view(frames, v, TRANSFORM)).abs().max())
-               for v in views)
+        rows.append({"transform": name, "cpu_ms_per_clip": round((time.process_time() - start) / repeats * 1e3, 1)})
+    diff = max(float((float_resize_view(frames, v, TRANSFORM) - normalize(apply_view(frames, v), TRANSFORM)).abs()
+                     .max()) for v in views)
     for row in rows:
-        row["max_abs_diff"] = round(diff, 4)
+        row["max_abs_diff_normalised"] = round(diff, 4)
     return rows
 
 
