@@ -341,7 +341,7 @@ def main() -> int:
             memory = []
             long_video = {"long": make_video(tmp / "long.mp4", args.seconds * 4)}
             for label, src in (("1 video", {"v0": sources["v0"]}), (f"{len(sources)} videos", sources),
-                               (f"1 video x4 length", long_video)):
+                               ("1 video x4 length", long_video)):
                 memory.append({"input": label,
                                "peak_rss_mb": round(peak_rss_mb(src, tmp / f"mem-{len(memory)}"), 1)})
             results["memory"] = memory

@@ -14,7 +14,7 @@ from slowfast.data.decode import DecodeConfig, decode_videos
 from slowfast.data.formats.charades import CharadesAction, CharadesVideo
 from slowfast.data.sampling import SamplingConfig, keyframe_windows
 from slowfast.data.shards import FrameShards
-from slowfast.data.transforms import TransformConfig, apply_view, crop_views, normalize, random_view, view_boxes
+from slowfast.data.transforms import TransformConfig, apply_view, crop_views, random_view, view_boxes
 from tests.data.videos import make_video, read_index
 
 SAMPLING = SamplingConfig(slow_frames=2, alpha=4, tau=8, test_clips=2)  # Fast: 8 frames every 2, span 16
