@@ -51,21 +51,17 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from slowfast.data.datasets import KineticsDataset
+from slowfast.data.datasets import KineticsDataset, clip_pathways
 from slowfast.data.decode import (DecodeConfig, decode_jpeg, decode_videos, frame_rgb, open_video, resample,
                                   stream_origin)
 from slowfast.data.sampling import SamplingConfig, clip_indices, generator_for, random_start
 from slowfast.data.shards import FrameShards
 from slowfast.data.transforms import TransformConfig, apply_view, normalize, random_view
+from slowfast.models import pack_pathways, preset_config
 
 SAMPLING = SamplingConfig(slow_frames=8, alpha=4, tau=8)
 TRANSFORM = TransformConfig()
-
-
-def pack(clip: torch.Tensor, alpha: int = 4) -> list[torch.Tensor]:
-    # Slow: T of the αT frames, linspace-rounded-down as PySlowFast's PackPathway.
-    index = torch.linspace(0, clip.shape[1] - 1, clip.shape[1] // alpha).long()
-    return [clip.index_select(1, index), clip]
+PACK = functools.partial(pack_pathways, config=preset_config("slowfast_8x8_r50"))
 
 
 def make_video(path: Path, seconds: float, width: int = 340, height: int = 256, fps: int = 30) -> Path:
@@ -119,7 +115,7 @@ class PyAVClips(Dataset):
                     images[k] = frame_rgb(frame, *size)
         frames = np.stack([images[k] for k in idx.tolist()])
         view = random_view(frames.shape[1], frames.shape[2], TRANSFORM, gen)
-        return {"inputs": pack(apply_view(frames, view)), "label": torch.tensor(label)}
+        return {"inputs": clip_pathways(frames, [view], PACK)[0], "label": torch.tensor(label)}
 
 
 def _cpu_seconds() -> float:
@@ -297,7 +293,7 @@ def main() -> int:
 
         def shard_dataset(reader: FrameShards) -> KineticsDataset:
             return KineticsDataset(reader, records, sampling=SAMPLING, transform=TRANSFORM,
-                                   pack=functools.partial(pack, alpha=SAMPLING.alpha), train=True)
+                                   pack=PACK, train=True)
 
         if "loader" in sections:
             pyav_ds = PyAVClips([(vid, sources[vid], i) for vid, i in records])

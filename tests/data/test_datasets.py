@@ -3,18 +3,21 @@ crop/flip, determinism."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from slowfast.data.datasets import AvaDataset, CharadesDataset, KineticsDataset, ava_collate
+from slowfast.data.datasets import AvaDataset, CharadesDataset, KineticsDataset, ava_collate, clip_pathways
 from slowfast.data.decode import DecodeConfig, decode_videos
 from slowfast.data.formats.charades import CharadesAction, CharadesVideo
 from slowfast.data.sampling import SamplingConfig, keyframe_windows
 from slowfast.data.shards import FrameShards
 from slowfast.data.transforms import TransformConfig, apply_view, crop_views, random_view, view_boxes
+from slowfast.models import pack_pathways, preset_config
 from tests.data.videos import make_video, read_index
 
 SAMPLING = SamplingConfig(slow_frames=2, alpha=4, tau=8, test_clips=2)  # Fast: 8 frames every 2, span 16
@@ -70,6 +73,19 @@ def test_testing_item_stacks_every_view_and_shows_the_sampled_frames(shards):
     for view in range(6):
         shown = [read_index(to_image(fast[view, :, t])) for t in range(8)]
         assert shown == item["frames"][view // 3].tolist()
+
+
+@pytest.mark.parametrize("arch", ["slowfast", "slow", "fast"])
+def test_pathways_are_the_frames_pack_chooses_kept_frame_major(arch):
+    frames = np.random.default_rng(0).integers(0, 256, (32, 30, 40, 3), dtype=np.uint8)
+    pack = functools.partial(pack_pathways, config=preset_config("slowfast_tiny", arch=arch))  # 4 of 32 frames
+    views = [random_view(30, 40, TRANSFORM, torch.Generator().manual_seed(seed)) for seed in range(4)]
+    for view, pathways in zip(views, clip_pathways(frames, views, pack)):
+        expected = pack(apply_view(frames, view))
+        assert len(pathways) == len(expected)
+        for got, want in zip(pathways, expected):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+            assert got.dtype == torch.uint8 and got.permute(1, 2, 3, 0).is_contiguous()  # (T, H, W, 3) memory
 
 
 def test_three_test_crops_cover_left_centre_and_right_of_the_long_side():

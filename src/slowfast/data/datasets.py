@@ -2,8 +2,8 @@
 
 Every dataset takes a :class:`~slowfast.data.shards.FrameShards`, its records, a
 :class:`~slowfast.data.sampling.SamplingConfig`, a :class:`~slowfast.data.transforms.TransformConfig` and ``pack``:
-a callable from one clip ``(C, αT, H, W)`` to the list of pathway tensors (the engine passes
-``functools.partial(slowfast.models.pack_pathways, config=model.config)``).
+a callable from one clip ``(C, αT, H, W)`` to the list of pathway tensors, each made of frames of the clip (the engine
+passes ``functools.partial(slowfast.models.pack_pathways, config=model.config)``).
 
 Clips are uint8, values 0..255 (:func:`~slowfast.data.transforms.apply_view`): the engine moves a batch to its device
 and calls the dataset's ``normalize`` there (mean 0.45 / std 0.225 of the ``TransformConfig``), so the loader and
@@ -56,6 +56,25 @@ log = logging.getLogger(__name__)
 Pack = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
+def clip_pathways(frames: np.ndarray, views: Sequence[View], pack: Pack) -> list[list[torch.Tensor]]:
+    """The pathways of each view of uint8 ``(T, H, W, 3)`` frames (:func:`~slowfast.data.transforms.apply_view`,
+    then ``pack``).
+
+    ``pack`` only chooses frames, so it is applied to the frame numbers and the chosen frames are then copied whole
+    from each view's ``T, H, W, 3`` memory (``index_select`` on the clip itself would gather byte by byte across
+    that layout, ~30× slower); a pathway with every frame is the clip itself.
+    """
+    numbers = torch.arange(len(frames))
+    chosen = [k.reshape(-1) for k in pack(numbers.view(1, -1, 1, 1))]
+    pathways = []
+    for view in views:
+        clip = apply_view(frames, view)
+        by_frame = clip.permute(1, 2, 3, 0)  # (T, H, W, 3), contiguous
+        pathways.append([clip if torch.equal(k, numbers) else by_frame.index_select(0, k).permute(3, 0, 1, 2)
+                         for k in chosen])
+    return pathways
+
+
 class _ClipDataset(Dataset):
     def __init__(self, shards: FrameShards, *, sampling: SamplingConfig, transform: TransformConfig, pack: Pack,
                  train: bool, seed: int):
@@ -82,8 +101,8 @@ class _ClipDataset(Dataset):
                         self.shards.root)
         return keep
 
-    def _views(self, frames: np.ndarray, views: Sequence[View]) -> list[torch.Tensor]:
-        return [self.pack(apply_view(frames, view)) for view in views]
+    def _views(self, frames: np.ndarray, views: Sequence[View]) -> list[list[torch.Tensor]]:
+        return clip_pathways(frames, views, self.pack)
 
     def _clip(self, video_id: str, index: int) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Inputs of a training item (one clip) or a testing item (all views stacked), and the frame indices used."""
