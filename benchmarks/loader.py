@@ -3,17 +3,16 @@
 Everything is measured side by side in one run on videos this script encodes in a temporary folder (H.264 by
 libx264 with ffmpeg's defaults — preset medium, crf 23, GOP 250 — as ffmpeg re-encodes trimmed Kinetics clips;
 340×256; 30 fps). Both loaders use one core per DataLoader worker (torch threads 1; the per-clip decoder single-threaded
-as PySlowFast's default ``multi_thread_decode=False``):
+as PySlowFast's default ``multi_thread_decode=False``), except the shards' JPEG decode threads where a row says so:
 
 * ``loader``: clips/s of SlowFast 8×8 training clips (32 frames every 2, short-side jitter [256, 320], random 224²
   crop, flip, packed into pathways and batched; uint8, as the datasets hand them to the engine, which normalises on
   its device) from the shards (``KineticsDataset``) and from the video files with PyAV as the reference
   implementations do (open, seek, decode the window, resample to 30 fps, same transforms and collate), with 0 and 2
-  DataLoader workers. The two alternate for ``--repeats`` rounds; the table gives median clips/s, the
-  range of the per-round speedups, and CPU ms per clip (this process plus its finished DataLoader workers, start-up
-  included), which a busy machine disturbs much less than wall time;
-* ``threads``: shard clips/s with 0 DataLoader workers and 1 vs 2 JPEG decode threads (``FrameShards(decode_threads)``;
-  only useful on idle cores);
+  DataLoader workers, and 0 workers with 2 JPEG decode threads in the shard reader (``FrameShards(decode_threads=2)``,
+  only useful on idle cores; the per-clip path stays single-threaded). The two alternate for ``--repeats`` rounds;
+  the table gives median clips/s, the range of the per-round speedups, and CPU ms per clip (this process plus its
+  finished DataLoader workers, start-up included), which a busy machine disturbs much less than wall time;
 * ``decode``: the decode stage's videos/s with 1 and 2 processes;
 * ``transform``: ms per training clip of the view transform: a float pipeline, the uint8 resize then normalised in
   the loader (the datasets until the engine took over normalising), and ``apply_view`` (uint8 out);
@@ -250,7 +249,7 @@ def peak_rss_mb(sources: dict[str, Path], out: Path, shard_bytes: int = 16 * 2**
     return int(res.stdout.strip().splitlines()[-1]) / 1024
 
 
-SECTIONS = ("loader", "threads", "decode", "transform", "jpeg", "row_groups", "memory")
+SECTIONS = ("loader", "decode", "transform", "jpeg", "row_groups", "memory")
 
 
 def main() -> int:
@@ -297,16 +296,11 @@ def main() -> int:
 
         if "loader" in sections:
             pyav_ds = PyAVClips([(vid, sources[vid], i) for vid, i in records])
-            results["loader"] = [compare_loaders(shard_dataset(shards), pyav_ds, args.clips, workers, args.repeats)
-                                 for workers in (0, 2)]
-        if "threads" in sections:
-            rates: dict[int, list[float]] = {1: [], 2: []}
-            for _ in range(args.repeats):
-                for threads in rates:
-                    ds = shard_dataset(FrameShards(tmp / "shards1", decode_threads=threads))
-                    rates[threads].append(clips_per_second(ds, args.clips, 0)[0])
-            results["threads"] = [{"dataloader_workers": 0, "decode_threads": t,
-                                   "shards_clips_per_s": round(statistics.median(r), 2)} for t, r in rates.items()]
+            results["loader"] = [
+                {"decode_threads": threads, **compare_loaders(shard_dataset(FrameShards(tmp / "shards1",
+                                                                                        decode_threads=threads)),
+                                                              pyav_ds, args.clips, workers, args.repeats)}
+                for workers, threads in ((0, 1), (0, 2), (2, 1))]
         if "jpeg" in sections:
             results["jpeg"] = jpeg_options(sources["v0"])
         if "transform" in sections:
