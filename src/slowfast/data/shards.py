@@ -7,7 +7,7 @@ the Parquet footers of the shards a process touches are cached (per process: a D
 A reader is picklable.
 
 JPEG decoding is most of a clip's cost. ``decode_threads`` > 1 decodes the frames of one ``read`` in that many
-threads (libjpeg-turbo releases the GIL). Rule: ``decode_threads × DataLoader workers ≤ CPU cores`` — threads only
+threads, each taking an equal share (simplejpeg's libjpeg-turbo releases the GIL). Rule: ``decode_threads × DataLoader workers ≤ CPU cores`` — threads only
 pay off on cores the workers leave idle (typically ``num_workers=0`` for evaluation or a single worker); with one
 worker per core keep the default 1, extra threads then only compete with the other workers.
 """
@@ -144,6 +144,7 @@ class FrameShards:
                 if got != rows[row]:
                     raise RuntimeError(f"{shard}: row {row} holds frame {got}, manifest says {rows[row]}")
                 jobs.append((positions[got][0], data))
+
         def decode(part: list[tuple[int, bytes]]) -> None:
             for first, data in part:
                 decode_jpeg(data, out=out[first])
