@@ -3,18 +3,19 @@
 Everything is measured side by side in one run on videos this script encodes in a temporary folder (H.264 by
 libx264 with ffmpeg's defaults — preset medium, crf 23, GOP 250 — as ffmpeg re-encodes trimmed Kinetics clips;
 340×256; 30 fps). Both loaders use one core per DataLoader worker (torch threads 1; the per-clip decoder single-threaded
-as PySlowFast's default ``multi_thread_decode=False``):
+as PySlowFast's default ``multi_thread_decode=False``), except the shards' JPEG decode threads where a row says so:
 
 * ``loader``: clips/s of SlowFast 8×8 training clips (32 frames every 2, short-side jitter [256, 320], random 224²
-  crop, flip, normalisation, packed into pathways) from the shards (``KineticsDataset``) and from the video files with
-  PyAV as the reference implementations do (open, seek, decode the window, resample to 30 fps, same transforms),
-  with 0 and 2 DataLoader workers. The two alternate for ``--repeats`` rounds; the table gives median clips/s, the
-  range of the per-round speedups, and CPU ms per clip (this process plus its finished DataLoader workers, start-up
-  included), which a busy machine disturbs much less than wall time;
-* ``threads``: shard clips/s with 0 DataLoader workers and 1 vs 2 JPEG decode threads (``FrameShards(decode_threads)``;
-  only useful on idle cores);
+  crop, flip, packed into pathways and batched; uint8, as the datasets hand them to the engine, which normalises on
+  its device) from the shards (``KineticsDataset``) and from the video files with PyAV as the reference
+  implementations do (open, seek, decode the window, resample to 30 fps, same transforms and collate), with 0 and 2
+  DataLoader workers, and 0 workers with 2 JPEG decode threads in the shard reader (``FrameShards(decode_threads=2)``,
+  only useful on idle cores; the per-clip path stays single-threaded). The two alternate for ``--repeats`` rounds;
+  the table gives median clips/s, the range of the per-round speedups, and CPU ms per clip (this process plus its
+  finished DataLoader workers, start-up included), which a busy machine disturbs much less than wall time;
 * ``decode``: the decode stage's videos/s with 1 and 2 processes;
-* ``transform``: ms per training clip of the view transform, float resize vs uint8 resize (``apply_view``);
+* ``transform``: ms per training clip of the view transform: a float pipeline, the uint8 resize then normalised in
+  the loader (the datasets until the engine took over normalising), and ``apply_view`` (uint8 out);
 * ``jpeg``: the frame codec options (Pillow/libjpeg-turbo vs PyAV's mjpeg encoder) and decoders (Pillow vs the
   shards' ``decode_jpeg``: simplejpeg, same libjpeg-turbo without Pillow's layers): ms per frame, bytes, PSNR;
 * ``row_groups``: ms to read one clip for several Parquet row-group sizes;
@@ -49,21 +50,17 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from slowfast.data.datasets import KineticsDataset
+from slowfast.data.datasets import KineticsDataset, clip_pathways
 from slowfast.data.decode import (DecodeConfig, decode_jpeg, decode_videos, frame_rgb, open_video, resample,
                                   stream_origin)
 from slowfast.data.sampling import SamplingConfig, clip_indices, generator_for, random_start
 from slowfast.data.shards import FrameShards
-from slowfast.data.transforms import TransformConfig, apply_view, random_view
+from slowfast.data.transforms import TransformConfig, apply_view, normalize, random_view
+from slowfast.models import pack_pathways, preset_config
 
 SAMPLING = SamplingConfig(slow_frames=8, alpha=4, tau=8)
 TRANSFORM = TransformConfig()
-
-
-def pack(clip: torch.Tensor, alpha: int = 4) -> list[torch.Tensor]:
-    # Slow: T of the αT frames, linspace-rounded-down as PySlowFast's PackPathway.
-    index = torch.linspace(0, clip.shape[1] - 1, clip.shape[1] // alpha).long()
-    return [clip.index_select(1, index), clip]
+PACK = functools.partial(pack_pathways, config=preset_config("slowfast_8x8_r50"))
 
 
 def make_video(path: Path, seconds: float, width: int = 340, height: int = 256, fps: int = 30) -> Path:
@@ -87,6 +84,8 @@ def make_video(path: Path, seconds: float, width: int = 340, height: int = 256, 
 
 class PyAVClips(Dataset):
     """The per-clip reference path: decode the compressed video for every clip (same sampling and transforms)."""
+
+    collate = staticmethod(KineticsDataset.collate)
 
     def __init__(self, records: list[tuple[str, Path, int]], seed: int = 0):
         self.records, self.seed = records, seed  # (video id, path, label)
@@ -115,7 +114,7 @@ class PyAVClips(Dataset):
                     images[k] = frame_rgb(frame, *size)
         frames = np.stack([images[k] for k in idx.tolist()])
         view = random_view(frames.shape[1], frames.shape[2], TRANSFORM, gen)
-        return {"inputs": pack(apply_view(frames, view, TRANSFORM)), "label": torch.tensor(label)}
+        return {"inputs": clip_pathways(frames, [view], PACK)[0], "label": torch.tensor(label)}
 
 
 def _cpu_seconds() -> float:
@@ -127,7 +126,7 @@ def clips_per_second(dataset: Dataset, clips: int, workers: int) -> tuple[float,
     """(clips/s after the first clip, CPU ms per clip over the whole run including worker start-up)."""
     order = [i % len(dataset) for i in range(clips)]
     loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=1, num_workers=workers,
-                        persistent_workers=False)
+                        persistent_workers=False, collate_fn=dataset.collate)
     cpu = _cpu_seconds()
     it = iter(loader)
     next(it)  # worker start-up and first file opens are not throughput
@@ -165,17 +164,20 @@ def float_resize_view(frames: np.ndarray, view, config: TransformConfig) -> torc
 def transform_speed(frames: np.ndarray, repeats: int = 5) -> list[dict]:
     gen = torch.Generator().manual_seed(0)
     views = [random_view(frames.shape[1], frames.shape[2], TRANSFORM, gen) for _ in range(repeats)]
+    variants = (("float resize, normalised", float_resize_view),
+                ("uint8 resize, normalised", lambda f, v, c: normalize(apply_view(f, v), c)),
+                ("uint8 resize (apply_view)", lambda f, v, c: apply_view(f, v)))
     rows = []
-    for name, fn in (("float resize", float_resize_view), ("uint8 resize (apply_view)", apply_view)):
+    for name, fn in variants:
         fn(frames, views[0], TRANSFORM)
-        start = time.perf_counter()
+        start = time.process_time()
         for view in views:
             fn(frames, view, TRANSFORM)
-        rows.append({"transform": name, "ms_per_clip": round((time.perf_counter() - start) / repeats * 1e3, 1)})
-    diff = max(float((float_resize_view(frames, v, TRANSFORM) - apply_view(frames, v, TRANSFORM)).abs().max())
-               for v in views)
+        rows.append({"transform": name, "cpu_ms_per_clip": round((time.process_time() - start) / repeats * 1e3, 1)})
+    diff = max(float((float_resize_view(frames, v, TRANSFORM) - normalize(apply_view(frames, v), TRANSFORM)).abs()
+                     .max()) for v in views)
     for row in rows:
-        row["max_abs_diff"] = round(diff, 4)
+        row["max_abs_diff_normalised"] = round(diff, 4)
     return rows
 
 
@@ -247,7 +249,7 @@ def peak_rss_mb(sources: dict[str, Path], out: Path, shard_bytes: int = 16 * 2**
     return int(res.stdout.strip().splitlines()[-1]) / 1024
 
 
-SECTIONS = ("loader", "threads", "decode", "transform", "jpeg", "row_groups", "memory")
+SECTIONS = ("loader", "decode", "transform", "jpeg", "row_groups", "memory")
 
 
 def main() -> int:
@@ -290,20 +292,15 @@ def main() -> int:
 
         def shard_dataset(reader: FrameShards) -> KineticsDataset:
             return KineticsDataset(reader, records, sampling=SAMPLING, transform=TRANSFORM,
-                                   pack=functools.partial(pack, alpha=SAMPLING.alpha), train=True)
+                                   pack=PACK, train=True)
 
         if "loader" in sections:
             pyav_ds = PyAVClips([(vid, sources[vid], i) for vid, i in records])
-            results["loader"] = [compare_loaders(shard_dataset(shards), pyav_ds, args.clips, workers, args.repeats)
-                                 for workers in (0, 2)]
-        if "threads" in sections:
-            rates: dict[int, list[float]] = {1: [], 2: []}
-            for _ in range(args.repeats):
-                for threads in rates:
-                    ds = shard_dataset(FrameShards(tmp / "shards1", decode_threads=threads))
-                    rates[threads].append(clips_per_second(ds, args.clips, 0)[0])
-            results["threads"] = [{"dataloader_workers": 0, "decode_threads": t,
-                                   "shards_clips_per_s": round(statistics.median(r), 2)} for t, r in rates.items()]
+            results["loader"] = [
+                {"decode_threads": threads, **compare_loaders(shard_dataset(FrameShards(tmp / "shards1",
+                                                                                        decode_threads=threads)),
+                                                              pyav_ds, args.clips, workers, args.repeats)}
+                for workers, threads in ((0, 1), (0, 2), (2, 1))]
         if "jpeg" in sections:
             results["jpeg"] = jpeg_options(sources["v0"])
         if "transform" in sections:
@@ -334,7 +331,7 @@ def main() -> int:
             memory = []
             long_video = {"long": make_video(tmp / "long.mp4", args.seconds * 4)}
             for label, src in (("1 video", {"v0": sources["v0"]}), (f"{len(sources)} videos", sources),
-                               (f"1 video x4 length", long_video)):
+                               ("1 video x4 length", long_video)):
                 memory.append({"input": label,
                                "peak_rss_mb": round(peak_rss_mb(src, tmp / f"mem-{len(memory)}"), 1)})
             results["memory"] = memory

@@ -1,6 +1,9 @@
-"""Clip datasets over real frame shards: shapes, value ranges, labels, boxes through crop/flip, determinism."""
+"""Clip datasets over real frame shards: shapes, uint8 clips and their normalisation, labels, boxes through
+crop/flip, determinism."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pandas as pd
@@ -8,26 +11,26 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from slowfast.data.datasets import AvaDataset, CharadesDataset, KineticsDataset, ava_collate
+from slowfast.data.datasets import AvaDataset, CharadesDataset, KineticsDataset, ava_collate, clip_pathways
 from slowfast.data.decode import DecodeConfig, decode_videos
 from slowfast.data.formats.charades import CharadesAction, CharadesVideo
 from slowfast.data.sampling import SamplingConfig, keyframe_windows
 from slowfast.data.shards import FrameShards
-from slowfast.data.transforms import TransformConfig, apply_view, random_view, crop_views, view_boxes
+from slowfast.data.transforms import TransformConfig, apply_view, crop_views, random_view, view_boxes
+from slowfast.models import pack_pathways, preset_config
 from tests.data.videos import make_video, read_index
 
 SAMPLING = SamplingConfig(slow_frames=2, alpha=4, tau=8, test_clips=2)  # Fast: 8 frames every 2, span 16
 TRANSFORM = TransformConfig(train_scale=(48, 60), crop=40, test_size=48)
-LOW, HIGH = (0 - 0.45) / 0.225, (1 - 0.45) / 0.225
 
 
 def pack(clip: torch.Tensor) -> list[torch.Tensor]:
     return [clip[:, ::4], clip]
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(3, H, W) normalised -> (H, W, 3) uint8."""
-    return ((x * 0.225 + 0.45) * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+def to_image(x: torch.Tensor) -> np.ndarray:
+    """(3, H, W) -> (H, W, 3)."""
+    return x.permute(1, 2, 0).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +47,18 @@ def kinetics(shards, train):
                            train=train, seed=5)
 
 
-def test_kinetics_training_item_shapes_dtypes_and_value_range(shards):
+def test_kinetics_training_item_shapes_uint8_clips_and_their_normalisation(shards):
     ds = kinetics(shards, train=True)
     for index in range(len(ds)):
         item = ds[index]
         slow, fast = item["inputs"]
         assert slow.shape == (3, 2, 40, 40) and fast.shape == (3, 8, 40, 40)
-        assert slow.dtype == fast.dtype == torch.float32
-        assert LOW - 1e-4 <= float(fast.min()) < float(fast.max()) <= HIGH + 1e-4
+        assert slow.dtype == fast.dtype == torch.uint8 and int(fast.min()) < int(fast.max())
+        torch.testing.assert_close(slow, fast[:, ::4], rtol=0, atol=0)
+        model_input = ds.normalize(fast.unsqueeze(0))  # as the engine does to a batch on its device
+        assert model_input.dtype == torch.float32 and model_input.is_contiguous()
+        expected = (fast.double() / 255 - 0.45) / 0.225
+        torch.testing.assert_close(model_input[0].double(), expected, rtol=0, atol=2e-6)
         assert item["label"].dtype == torch.int64 and item["label"].shape == () and item["index"] == index
         frames = item["frames"]
         assert frames.shape == (8,) and torch.all(frames[1:] - frames[:-1] == 2)
@@ -64,8 +71,21 @@ def test_testing_item_stacks_every_view_and_shows_the_sampled_frames(shards):
     assert slow.shape == (6, 3, 2, 48, 48) and fast.shape == (6, 3, 8, 48, 48)  # 2 clips × 3 crops
     assert item["frames"].tolist() == [list(range(0, 16, 2)), list(range(24, 40, 2))]
     for view in range(6):
-        shown = [read_index(to_uint8(fast[view, :, t])) for t in range(8)]
+        shown = [read_index(to_image(fast[view, :, t])) for t in range(8)]
         assert shown == item["frames"][view // 3].tolist()
+
+
+@pytest.mark.parametrize("arch", ["slowfast", "slow", "fast"])
+def test_pathways_are_the_frames_pack_chooses_kept_frame_major(arch):
+    frames = np.random.default_rng(0).integers(0, 256, (32, 30, 40, 3), dtype=np.uint8)
+    pack = functools.partial(pack_pathways, config=preset_config("slowfast_tiny", arch=arch))  # 4 of 32 frames
+    views = [random_view(30, 40, TRANSFORM, torch.Generator().manual_seed(seed)) for seed in range(4)]
+    for view, pathways in zip(views, clip_pathways(frames, views, pack)):
+        expected = pack(apply_view(frames, view))
+        assert len(pathways) == len(expected)
+        for got, want in zip(pathways, expected):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+            assert got.dtype == torch.uint8 and got.permute(1, 2, 3, 0).is_contiguous()  # (T, H, W, 3) memory
 
 
 def test_three_test_crops_cover_left_centre_and_right_of_the_long_side():
@@ -73,9 +93,9 @@ def test_three_test_crops_cover_left_centre_and_right_of_the_long_side():
     views = crop_views(48, 80, TRANSFORM)
     assert [(v.x0, v.y0, v.w, v.h) for v in views] == [(0, 0, 48, 48), (16, 0, 48, 48), (32, 0, 48, 48)]
     for view in views:
-        out = apply_view(frames, view, TRANSFORM)
+        out = apply_view(frames, view)
         assert out.shape == (3, 1, 48, 48)
-        assert to_uint8(out[:, 0])[0, 0, 0] == view.x0 and to_uint8(out[:, 0])[0, -1, 0] == view.x0 + 47
+        assert to_image(out[:, 0])[0, 0, 0] == view.x0 and to_image(out[:, 0])[0, -1, 0] == view.x0 + 47
     tall = crop_views(80, 48, TRANSFORM)
     assert [v.y0 for v in tall] == [0, 16, 32] and all(v.x0 == 0 for v in tall)
 
@@ -89,7 +109,7 @@ def test_boxes_follow_the_pixels_through_scale_crop_and_flip():
     for seed in range(16):
         view = random_view(height, width, TRANSFORM, torch.Generator().manual_seed(seed))
         flips.add(view.flip)
-        image = to_uint8(apply_view(frames, view, TRANSFORM)[:, 0])[..., 0] / 255.0
+        image = to_image(apply_view(frames, view)[:, 0])[..., 0] / 255.0
         x1, y1, x2, y2 = view_boxes(box, height, width, view)[0]
         assert 0 <= x1 < x2 <= 40 and 0 <= y1 < y2 <= 40
         inside = image[int(np.ceil(y1)) + 1 : int(y2) - 1, int(np.ceil(x1)) + 1 : int(x2) - 1]
@@ -166,8 +186,10 @@ def test_items_are_the_same_with_dataloader_workers_and_change_with_the_epoch(sh
                          train=True, seed=11)
     ds.set_epoch(3)
     direct = [ds[i] for i in range(len(ds))]
-    loaded = list(DataLoader(ds, batch_size=2, num_workers=2, shuffle=False))
+    loaded = list(DataLoader(ds, batch_size=2, num_workers=2, shuffle=False, collate_fn=ds.collate))
     for b, batch in enumerate(loaded):
+        # The batch keeps the clips' (T, H, W, 3) memory order: collating copied bytes without reordering them.
+        assert batch["inputs"][1].is_contiguous(memory_format=torch.channels_last_3d)
         for j in range(2):
             item = direct[2 * b + j]
             torch.testing.assert_close(batch["inputs"][1][j], item["inputs"][1], rtol=0, atol=0)

@@ -231,6 +231,7 @@ def test_detector_fits_a_real_ava_batch_from_encoded_video_through_ava_collate(t
                          transform=TransformConfig(train_scale=(48, 56), crop=48, test_size=48),
                          pack=lambda frames: pack_pathways(frames, config), train=False)
     batch = ava_collate([dataset[0], dataset[1]])
+    batch["inputs"] = [dataset.normalize(x) for x in batch["inputs"]]  # uint8 clips -> floats, as the engine does
     torch.manual_seed(0)
     detector = build_detector(config, num_classes=3).train()
     optimizer = torch.optim.SGD(detector.parameters(), lr=0.1, momentum=0.9)

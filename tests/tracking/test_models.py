@@ -47,10 +47,11 @@ def store(tmp_path_factory):
 
 
 def _real_clips(video: Path, directory: Path) -> torch.Tensor:
-    """The 30 test views of ``video`` as (V, 3, αT, H, W) clips, through the evaluate stage's data path."""
+    """The 30 test views of ``video`` as normalised (V, 3, αT, H, W) clips, through the evaluate stage's data path."""
     decode_videos({"v": video}, directory, DecodeConfig(short_side=64), progress=False)
-    return KineticsDataset(FrameShards(directory), [("v", 0)], sampling=TINY_SAMPLING, transform=TINY_TRANSFORM,
-                           pack=lambda clip: [clip], train=False)[0]["inputs"][0]
+    dataset = KineticsDataset(FrameShards(directory), [("v", 0)], sampling=TINY_SAMPLING, transform=TINY_TRANSFORM,
+                              pack=lambda clip: [clip], train=False)
+    return dataset.normalize(dataset[0]["inputs"][0])  # uint8 -> the model's floats, as the engine does
 
 
 def test_pyfunc_loaded_by_alias_scores_real_clips_like_the_checkpoint(store, tmp_path):

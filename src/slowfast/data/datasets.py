@@ -2,13 +2,18 @@
 
 Every dataset takes a :class:`~slowfast.data.shards.FrameShards`, its records, a
 :class:`~slowfast.data.sampling.SamplingConfig`, a :class:`~slowfast.data.transforms.TransformConfig` and ``pack``:
-a callable from one clip ``(C, αT, H, W)`` to the list of pathway tensors (the engine passes
-``functools.partial(slowfast.models.pack_pathways, config=model.config)``).
+a callable from one clip ``(C, αT, H, W)`` to the list of pathway tensors, each made of frames of the clip (the engine
+passes ``functools.partial(slowfast.models.pack_pathways, config=model.config)``).
+
+Clips are uint8, values 0..255 (:func:`~slowfast.data.transforms.apply_view`): the engine moves a batch to its device
+and calls the dataset's ``normalize`` there (mean 0.45 / std 0.225 of the ``TransformConfig``), so the loader and
+the DataLoader's inter-process queues carry a quarter of the bytes of floats. Batch items with the dataset's
+``collate`` (it keeps the clips' memory order, see :func:`~slowfast.data.transforms.stack_clips`).
 
 Items (paper §4); every item also has ``"frames"``, the Fast pathway's frame indices (int64 ``(αT,)``, or
 ``(clips, αT)`` for a testing item):
 
-* training: ``{"inputs": [slow (C,T,H,W), fast (C,αT,H,W)], "label", "video_id", "index"}`` from one random clip
+* training: ``{"inputs": [slow (C,T,H,W), fast (C,αT,H,W)] uint8, "label", "video_id", "index"}`` from one random clip
   with a random view (:mod:`~slowfast.data.sampling`, :mod:`~slowfast.data.transforms`);
 * testing: every view of the video together, ``test_clips × test_crops`` (clip-major), each input ``(V, C, T, H, W)``;
 * AVA: ``{"inputs", "boxes" (B, 4) pixels of the input, "labels" (B, K) multi-hot, "video_id", "timestamp",
@@ -31,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from slowfast.data.sampling import (
     SamplingConfig,
@@ -43,11 +48,31 @@ from slowfast.data.sampling import (
     uniform_starts,
 )
 from slowfast.data.shards import FrameShards
-from slowfast.data.transforms import TransformConfig, View, apply_view, full_view, random_view, crop_views, view_boxes
+from slowfast.data.transforms import (TransformConfig, View, apply_view, crop_views, full_view, normalize,
+                                      random_view, stack_clips, view_boxes)
 
 log = logging.getLogger(__name__)
 
 Pack = Callable[[torch.Tensor], list[torch.Tensor]]
+
+
+def clip_pathways(frames: np.ndarray, views: Sequence[View], pack: Pack) -> list[list[torch.Tensor]]:
+    """The pathways of each view of uint8 ``(T, H, W, 3)`` frames (:func:`~slowfast.data.transforms.apply_view`,
+    then ``pack``).
+
+    ``pack`` only chooses frames, so it is applied to the frame numbers and the chosen frames are then copied whole
+    from each view's ``T, H, W, 3`` memory (``index_select`` on the clip itself would gather byte by byte across
+    that layout, ~30× slower); a pathway with every frame is the clip itself.
+    """
+    numbers = torch.arange(len(frames))
+    chosen = [k.reshape(-1) for k in pack(numbers.view(1, -1, 1, 1))]
+    pathways = []
+    for view in views:
+        clip = apply_view(frames, view)
+        by_frame = clip.permute(1, 2, 3, 0)  # (T, H, W, 3), contiguous
+        pathways.append([clip if torch.equal(k, numbers) else by_frame.index_select(0, k).permute(3, 0, 1, 2)
+                         for k in chosen])
+    return pathways
 
 
 class _ClipDataset(Dataset):
@@ -59,6 +84,16 @@ class _ClipDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def normalize(self, clips: torch.Tensor) -> torch.Tensor:
+        """uint8 clips of this dataset (a batched pathway, on any device) -> the model's normalised floats."""
+        return normalize(clips, self.transform)
+
+    @staticmethod
+    def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """``default_collate``, with the clips stacked by :func:`~slowfast.data.transforms.stack_clips`."""
+        rest = default_collate([{k: v for k, v in item.items() if k != "inputs"} for item in batch])
+        return {"inputs": [stack_clips(p) for p in zip(*(item["inputs"] for item in batch))], **rest}
+
     def _present(self, video_ids: Sequence[str]) -> list[int]:
         keep = [i for i, vid in enumerate(video_ids) if vid in self.shards]
         if len(keep) < len(video_ids):
@@ -66,8 +101,8 @@ class _ClipDataset(Dataset):
                         self.shards.root)
         return keep
 
-    def _views(self, frames: np.ndarray, views: Sequence[View]) -> list[torch.Tensor]:
-        return [self.pack(apply_view(frames, view, self.transform)) for view in views]
+    def _views(self, frames: np.ndarray, views: Sequence[View]) -> list[list[torch.Tensor]]:
+        return clip_pathways(frames, views, self.pack)
 
     def _clip(self, video_id: str, index: int) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Inputs of a training item (one clip) or a testing item (all views stacked), and the frame indices used."""
@@ -85,7 +120,7 @@ class _ClipDataset(Dataset):
             clips += self._views(self.shards.read(video_id, idx), crop_views(info.height, info.width,
                                                                              self.transform))
             used.append(idx)
-        return [torch.stack(pathway) for pathway in zip(*clips)], torch.from_numpy(np.stack(used))
+        return [stack_clips(pathway) for pathway in zip(*clips)], torch.from_numpy(np.stack(used))
 
 
 class KineticsDataset(_ClipDataset):
@@ -195,7 +230,7 @@ class AvaDataset(_ClipDataset):
 def ava_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack AVA items: inputs per pathway ``(N, ...)``; ``boxes`` ``(ΣB, 5)`` as (item index, x1, y1, x2, y2) —
     the RoIAlign layout; ``labels`` ``(ΣB, K)``; ``video_id``/``timestamp``/``index`` as lists."""
-    inputs = [torch.stack(p) for p in zip(*(item["inputs"] for item in batch))]
+    inputs = [stack_clips(p) for p in zip(*(item["inputs"] for item in batch))]
     boxes = torch.cat([torch.cat([torch.full((len(item["boxes"]), 1), float(i)), item["boxes"]], dim=1)
                        for i, item in enumerate(batch)])
     return {"inputs": inputs, "boxes": boxes, "labels": torch.cat([item["labels"] for item in batch]),

@@ -7,7 +7,7 @@ the Parquet footers of the shards a process touches are cached (per process: a D
 A reader is picklable.
 
 JPEG decoding is most of a clip's cost. ``decode_threads`` > 1 decodes the frames of one ``read`` in that many
-threads (libjpeg-turbo releases the GIL). Rule: ``decode_threads × DataLoader workers ≤ CPU cores`` — threads only
+threads, each taking an equal share (simplejpeg's libjpeg-turbo releases the GIL). Rule: ``decode_threads × DataLoader workers ≤ CPU cores`` — threads only
 pay off on cores the workers leave idle (typically ``num_workers=0`` for evaluation or a single worker); with one
 worker per core keep the default 1, extra threads then only compete with the other workers.
 """
@@ -144,13 +144,18 @@ class FrameShards:
                 if got != rows[row]:
                     raise RuntimeError(f"{shard}: row {row} holds frame {got}, manifest says {rows[row]}")
                 jobs.append((positions[got][0], data))
-        if self.decode_threads > 1 and len(jobs) > 1:
+
+        def decode(part: list[tuple[int, bytes]]) -> None:
+            for first, data in part:
+                decode_jpeg(data, out=out[first])
+
+        threads = min(self.decode_threads, len(jobs))
+        if threads > 1:  # one task per thread: a task per frame costs more in hand-offs than it gains
             if self._pool is None:
                 self._pool = concurrent.futures.ThreadPoolExecutor(self.decode_threads, "jpeg-decode")
-            list(self._pool.map(lambda job: decode_jpeg(job[1], out=out[job[0]]), jobs))
+            list(self._pool.map(decode, [jobs[i::threads] for i in range(threads)]))
         else:
-            for first, data in jobs:
-                decode_jpeg(data, out=out[first])
+            decode(jobs)
         for first, *repeats in positions.values():
             if repeats:
                 out[repeats] = out[first]

@@ -11,14 +11,18 @@ the same view moves the pixels (:func:`apply_view`) and the AVA boxes (:func:`vi
   along the long side (left/top, centre, right/bottom); one crop is the centre one.
 * AVA inference (:func:`full_view`): the whole frame with its short side scaled to ``test_size``.
 
-Pixels become channels-first floats ``(C, T, H, W)``: ``(x / 255 - mean) / std`` (0.45 / 0.225). Resizing is
-bilinear with ``align_corners=False`` as in PySlowFast, done on the uint8 frames (results rounded to whole levels,
-at most 1/255 from a float resize) because that is 5-8× faster on CPU (benchmarks/loader.py).
+Views stay uint8 (values 0..255), channels-first ``(3, T, H, W)`` in shape: normalising is the engine's job, on
+its device (:func:`normalize`: ``(x / 255 - mean) / std``, 0.45 / 0.225), so a loader moves a quarter of the bytes of
+floats and does no float arithmetic. A view is stored in the resize's channels-last memory order (``T, H, W, 3``;
+:func:`stack_clips` batches such clips without reordering bytes and :func:`normalize` makes them contiguous floats).
+Resizing is bilinear with ``align_corners=False`` as in PySlowFast, done on the uint8 crop only (results rounded to
+whole levels, at most 1/255 from a float resize) because that is 5-8× faster on CPU (benchmarks/loader.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -84,19 +88,38 @@ def full_view(height: int, width: int, size: int) -> View:
     return View(0, 0, width, height, (round(height * scale), round(width * scale)))
 
 
-def apply_view(frames: np.ndarray, view: View, config: TransformConfig) -> torch.Tensor:
-    """uint8 ``(T, H, W, 3)`` frames -> normalised float ``(3, T, out_h, out_w)``."""
+def apply_view(frames: np.ndarray, view: View) -> torch.Tensor:
+    """uint8 ``(T, H, W, 3)`` frames -> uint8 ``(3, T, out_h, out_w)`` in ``T, H, W, 3`` memory order (sharing
+    ``frames``' memory only when the view is the whole frame at its own size)."""
     crop = torch.from_numpy(np.ascontiguousarray(frames))[:, view.y0 : view.y0 + view.h, view.x0 : view.x0 + view.w]
-    # Flipping before the resize is the same (bilinear with align_corners=False is mirror-symmetric) and cheaper.
+    # Flipping before the resize is the same (bilinear with align_corners=False is mirror-symmetric) and cheaper;
+    # the resize then reads a compact crop, and a view never keeps whole frames alive.
     crop = crop.flip(2) if view.flip else crop.contiguous()
     x = crop.permute(0, 3, 1, 2)  # (T, 3, h, w) in channels-last memory: torch's fast uint8 resize path
     if (view.h, view.w) != view.out:
         x = F.interpolate(x, size=view.out, mode="bilinear", align_corners=False, antialias=False)
-    out = torch.empty((3, x.shape[0], *view.out), dtype=torch.float32)
-    out.copy_(x.permute(1, 0, 2, 3))  # one pass: uint8 -> float and to channels-first
-    std = torch.tensor(config.std, dtype=torch.float32).view(3, 1, 1, 1)
-    mean = torch.tensor(config.mean, dtype=torch.float32).view(3, 1, 1, 1)
+    return x.permute(1, 0, 2, 3)
+
+
+def normalize(clips: torch.Tensor, config: TransformConfig) -> torch.Tensor:
+    """uint8 clips ``(..., 3, T, H, W)`` (any memory order) -> contiguous float32 ``(x / 255 - mean) / std``, on the
+    clips' device. The engine applies it to each pathway of a batch after moving it to the device."""
+    if clips.dtype != torch.uint8:
+        raise TypeError(f"normalize expects uint8 clips (values 0..255), got {clips.dtype}")
+    out = torch.empty(clips.shape, dtype=torch.float32, device=clips.device)
+    out.copy_(clips)  # one pass: uint8 -> float and to contiguous channels-first
+    std = torch.tensor(config.std, dtype=torch.float32, device=clips.device).view(3, 1, 1, 1)
+    mean = torch.tensor(config.mean, dtype=torch.float32, device=clips.device).view(3, 1, 1, 1)
     return out.mul_(1.0 / (255.0 * std)).sub_(mean / std)
+
+
+def stack_clips(clips: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack`` of ``(3, T, H, W)`` clips that keeps :func:`apply_view`'s ``T, H, W, 3`` memory order: a
+    plain copy of each clip instead of a byte-by-byte reordering (the batch is ``(N, 3, T, H, W)`` in
+    channels_last_3d memory). Clips in any other order are stacked as ``torch.stack`` does."""
+    if all(c.dim() == 4 and c.permute(1, 2, 3, 0).is_contiguous() for c in clips):
+        return torch.stack([c.permute(1, 2, 3, 0) for c in clips]).permute(0, 4, 1, 2, 3)
+    return torch.stack(list(clips))
 
 
 def view_boxes(boxes: np.ndarray, height: int, width: int, view: View) -> np.ndarray:

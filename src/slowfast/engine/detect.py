@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from slowfast.engine.evaluate import model_inputs
+
 
 @torch.inference_mode()
 def detect_actions(detector: nn.Module, dataset, class_ids: Sequence[int], *, batch_size: int = 4) -> pd.DataFrame:
@@ -25,7 +27,8 @@ def detect_actions(detector: nn.Module, dataset, class_ids: Sequence[int], *, ba
     ids = np.asarray(class_ids, dtype=np.int64)
     frames = []
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collate):
-        scores = detector([x.to(device) for x in batch["inputs"]], batch["boxes"].to(device)).float().cpu().numpy()
+        inputs = model_inputs(dataset, batch["inputs"], device)
+        scores = detector(inputs, batch["boxes"].to(device)).float().cpu().numpy()
         row = 0
         for index in batch["index"]:
             video_id, timestamp, coords, _ = dataset.keyframes[index]  # coords: the normalised boxes, in item order

@@ -5,15 +5,17 @@ spatial side to 256 pixels and take 3 crops of 256×256 ... We average the softm
 Charades (Sec. 6) the sigmoid scores of the clips are max-pooled instead.
 
 A testing item carries all views of one video (each input (V, C, T, H, W)); a training-style item (C, T, H, W) is a
-single view. Views are forwarded ``views_per_batch`` at a time, views of consecutive videos sharing a batch, so the
-cost does not depend on how views are split among videos. Under torchrun each process scores every world_size-th
-video and the results are gathered on all processes, in dataset order.
+single view; uint8 clips are normalised on the device by the dataset's ``normalize`` (:func:`model_inputs`). Views
+are forwarded ``views_per_batch`` at a time, views of consecutive videos sharing a batch, so the cost does not
+depend on how views are split among videos. Under torchrun each process scores every world_size-th video and the
+results are gathered on all processes, in dataset order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -83,6 +85,14 @@ def _model_device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
+def model_inputs(dataset: Dataset, inputs: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """A batch's pathways moved to ``device`` and, when the dataset has ``normalize`` (the clip datasets, whose clips
+    are uint8), normalised there: the float conversion runs on the device, not in the loader."""
+    moved = [x.to(device, non_blocking=True) for x in inputs]
+    normalize = getattr(dataset, "normalize", None)
+    return moved if normalize is None else [normalize(x) for x in moved]
+
+
 def evaluate(
     model: nn.Module, dataset: Dataset, config: EvalConfig | None = None, *, ctx: DistContext | None = None
 ) -> VideoScores:
@@ -107,8 +117,8 @@ def evaluate(
     pending: list[tuple[int, list[torch.Tensor]]] = []  # (video slot, view slices) of the batch being filled
 
     def flush() -> None:
-        inputs = [torch.cat([views[p] for _, views in pending]).to(ctx.device) for p in range(len(pending[0][1]))]
-        logits = model(inputs)
+        inputs = [torch.cat([views[p] for _, views in pending]) for p in range(len(pending[0][1]))]
+        logits = model(model_inputs(dataset, inputs, ctx.device))
         start = 0
         for slot, views in pending:
             n = views[0].shape[0]

@@ -2,7 +2,9 @@
 
 ``train`` works with any ``nn.Module`` mapping a list of pathway tensors ``[slow, fast]`` (each (N, C, T, H, W))
 to logits, and any Dataset whose items follow the data contract (``{"inputs": [...], "label": ..., ...}``, with
-``set_epoch(epoch)`` when its randomness is per epoch). In one process or under torchrun (see ``distributed``).
+``set_epoch(epoch)`` when its randomness is per epoch, ``normalize`` when its clips are uint8 — applied on the
+device — and ``collate`` to batch items otherwise than ``default_collate``). In one process or under torchrun (see
+``distributed``).
 
 Reproducibility: with ``deterministic=True`` a run that is killed at any point (even SIGKILL) and started again
 with ``resume=True`` ends with bit-identical weights and metrics (apart from ``clips_per_s``) to one that was never
@@ -37,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from slowfast.config import ConfigError, to_mapping
 from slowfast.engine import checkpointing, distributed
 from slowfast.engine.config import EvalConfig, TrainConfig
-from slowfast.engine.evaluate import evaluate
+from slowfast.engine.evaluate import evaluate, model_inputs
 from slowfast.engine.schedule import learning_rate
 from slowfast.metrics.classification import top_k_hits
 from slowfast.models.checkpoint import save_model
@@ -274,7 +276,7 @@ def train(
             net.train()
             started, clips_here, micro = time.perf_counter(), 0, 0
             for batch in loader:
-                inputs = [x.to(ctx.device, non_blocking=True) for x in batch["inputs"]]
+                inputs = model_inputs(train_set, batch["inputs"], ctx.device)
                 if config.channels_last:
                     inputs = [x.contiguous(memory_format=torch.channels_last_3d) for x in inputs]
                 # A detection batch (AVA) scores boxes: net(inputs, boxes) -> one row of logits per box.
