@@ -35,7 +35,9 @@ from slowfast.data.synthetic.motions import AVA_ACTIONS, AVA_POSES
 from slowfast.data.synthetic.render import draw_frames
 
 VIDEO = VideoParams(width=96, height=72)
-KINETICS = KineticsParams(train_per_class=6, val_per_class=6, duration_sec=2.2, video=VIDEO)
+KINETICS = KineticsParams(train_per_class=6, val_per_class=6, duration_sec=2.2, video=VIDEO)  # 2-3 objects a clip
+SINGLE = KineticsParams(train_per_class=1, val_per_class=1, duration_sec=2.2, objects_per_video=(1, 1),
+                        video=VIDEO)
 CHARADES = CharadesParams(num_classes=4, train_videos=4, test_videos=2, duration_sec=6.0, action_sec=(1.5, 2.5),
                           video=VIDEO)  # fmt: skip
 AVA = AvaParams(train_videos=2, val_videos=1, duration_sec=8, excluded_per_split=1, video=VIDEO)
@@ -60,6 +62,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     return {
         "kinetics": generate_kinetics(root / "kinetics", KINETICS),
+        "single": generate_kinetics(root / "single", SINGLE),
         "charades": generate_charades(root / "charades", CHARADES),
         "ava": generate_ava(root / "ava", AVA),
     }
@@ -109,16 +112,17 @@ def _fit_amplitude(signal: np.ndarray, t: np.ndarray, freq: float) -> float:
 
 
 def test_each_class_shows_its_motion_in_the_decoded_video(data):
-    """Measured on the decoded pixels (foreground against the scene's static background): direction of drift,
-    growth, spin, and -- at the full frame rate -- each oscillation's own frequency rather than its alias."""
-    backgrounds = _backgrounds(kinetics_module, KINETICS, data["kinetics"])
-    source = KineticsSource(data["kinetics"])
+    """Measured on the decoded pixels of one-object clips (foreground against the scene's static background):
+    direction of drift, growth, spin, and -- at the full frame rate -- each oscillation's own frequency rather than
+    its alias."""
+    backgrounds = _backgrounds(kinetics_module, SINGLE, data["single"])
+    source = KineticsSource(data["single"])
     paths = source.video_paths()
     first_of_class = {}
     for clip in source.clips("val"):
         first_of_class.setdefault(clip.label, f"{clip.youtube_id}_{clip.time_start:06d}_{clip.time_end:06d}")
     short = VIDEO.short_side
-    t = np.arange(KINETICS.num_frames) / VIDEO.fps
+    t = np.arange(SINGLE.num_frames) / VIDEO.fps
     for motion in MOTIONS:
         vid = first_of_class[motion.name]
         masks = _foreground(decode(paths[vid])[0], backgrounds[vid])
@@ -142,6 +146,26 @@ def test_each_class_shows_its_motion_in_the_decoded_video(data):
         if partner is not None:
             alias = _fit_amplitude(signal, t, partner.cycles_per_slow_step * VIDEO.slow_rate)
             assert own > 2 * alias, motion.name
+
+
+def test_every_object_of_a_clip_performs_the_class_motion_and_nothing_else(data):
+    """Multi-object clips: 2-3 objects, each moving along its class's axis only, with its own rate or amplitude."""
+    clips, jobs = kinetics_module.plan(KINETICS, data["kinetics"])
+    labels = [clip.label for split in ("train", "val") for clip in clips[split]]
+    column = {"x": 0, "y": 1, "scale": 2, "angle": 3}
+    counts, own_rates = set(), 0
+    for label, job in zip(labels, jobs, strict=True):
+        motion = next(m for m in MOTIONS if m.name == label)
+        counts.add(len(job.tracks))
+        moved = []
+        for track in job.tracks:
+            spread = np.ptp(track.poses, axis=0)
+            assert spread[column[motion.axis]] > 0, label
+            assert np.all(np.delete(spread, column[motion.axis]) == 0), label
+            moved.append(spread[column[motion.axis]])
+        own_rates += len(set(np.round(moved, 9))) == len(moved)
+    assert counts == {2, 3}
+    assert own_rates == len(jobs)
 
 
 def _frame_features(frames: np.ndarray) -> np.ndarray:
@@ -327,6 +351,7 @@ def test_rebuild_is_a_no_op_with_the_same_parameters_and_refuses_foreign_directo
         ({"kinetics": {"video": {"width": 161}}}, "kinetics.video.width", "even integers"),
         ({"kinetics": {"num_classes": 11}}, "kinetics.num_classes", "2..10"),
         ({"kinetics": {"num_clases": 3}}, "kinetics.num_clases", "unknown key"),
+        ({"kinetics": {"objects_per_video": [3, 2]}}, "kinetics.objects_per_video", "min <= max"),
         ({"charades": {"action_sec": [5.0, 2.0]}}, "charades.action_sec", "min <= max"),
         ({"charades": {"duration_sec": 3.0}}, "charades.action_sec", "must fit"),
         ({"ava": {"video": {"slow_stride": 4}}}, "ava.video.slow_stride", "Nyquist"),

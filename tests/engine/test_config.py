@@ -30,6 +30,8 @@ from tests.engine.engine_toy import TinyNet, ToyClips
         ({"epochs": 10, "warmup": 10}, "warmup", "shorter than the run"),
         ({"epochs": 1, "momentum": 1.0}, "momentum", "[0, 1)"),
         ({"epochs": 1, "accumulate": 0}, "accumulate", ">= 1"),
+        ({"epochs": 1, "optimizer": "adam"}, "optimizer", "'sgd', 'adamw'"),
+        ({"epochs": 1, "optimizer": "adamw", "nesterov": True}, "nesterov", 'optimizer "sgd"'),
     ],
 )
 def test_invalid_train_config_names_the_key(mapping, key, message):

@@ -220,3 +220,26 @@ def test_multilabel_bce_training_runs_and_reports_hit_at_1(tmp_path):
     result = train(model, ToyClips(16, multilabel=True), TrainConfig(epochs=2, batch_size=4, loss="bce"),
                    out_dir=tmp_path)
     assert all(math.isfinite(r["loss"]) and 0 <= r["train_top1"] <= 1 for r in result.history)
+
+
+def test_adamw_runs_resume_bit_identically_and_keep_weight_decay_off_norm_parameters(tmp_path):
+    """``optimizer: adamw`` (the embedded default's): its moment estimates travel in the checkpoint like SGD's
+    momentum, so a run resumed from a mid-run state ends with the same weights as one that never stopped."""
+    from slowfast.engine.train import build_optimizer
+
+    config = dict(iterations=8, batch_size=4, checkpoint_every=3, keep_checkpoints=10, optimizer="adamw",
+                  base_lr=0.01, weight_decay=0.05)
+    optimizer = build_optimizer(_fresh_model(), TrainConfig(**config))
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert sorted(g["weight_decay"] for g in optimizer.param_groups) == [0.0, 0.05]
+    reference, ref = _run(tmp_path / "ref", **config)
+    state = next(p for p in list_states(tmp_path / "ref" / "checkpoints") if p.name == "state_000000003.pt")
+    run = tmp_path / "resumed"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / state.name).write_bytes(state.read_bytes())
+    model, result = _run(run, model=TinyNet(), **config)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    assert _strip_speed(result.history) == _strip_speed(ref.history)
+    sgd, _ = _run(tmp_path / "sgd", **{**config, "optimizer": "sgd"})
+    assert any(not torch.equal(sgd.state_dict()[k], v) for k, v in reference.state_dict().items())

@@ -6,6 +6,10 @@ fine-tuning stages (Charades, AVA) use step-wise decay (``schedule="steps"``, ×
 belongs to the model. BN statistics are computed per device batch (plain BatchNorm3d under DDP, no SyncBN), as in
 the paper ("BN statistics per 8 clips").
 
+``optimizer="adamw"`` (decoupled weight decay, ``weight_decay`` as its decay coefficient, ``momentum`` unused) is not
+the paper's: the embedded synthetic default trains a tiny model from scratch with batch 8 on a CPU, where momentum SGD
+was unstable in our measurements (README, "Embedded default").
+
 Run length is given either in ``epochs`` or in ``iterations`` (optimizer steps); ``warmup``, ``lr_steps`` and
 ``checkpoint_every`` are counted in the same unit. Within an epoch the schedule advances per iteration (fractional
 epochs), as in PySlowFast.
@@ -25,6 +29,7 @@ class TrainConfig:
     iterations: int | None = None
     batch_size: int = 8  # clips per device ("8 clips per device", Sec. 5); effective = batch_size·accumulate·world
     base_lr: float = 0.1  # η; the paper's 1.6 is for a global batch of 1024 (linear scaling rule)
+    optimizer: Literal["sgd", "adamw"] = "sgd"  # the paper's momentum SGD; AdamW for small from-scratch runs
     momentum: float = 0.9
     nesterov: bool = False  # the paper says momentum SGD; (ref) PySlowFast's configs switch Nesterov on
     weight_decay: float = 1e-4
@@ -61,7 +66,8 @@ class TrainConfig:
             require(value is None or value >= 1, key, f"must be >= 1, got {value}")
         require(self.base_lr > 0, "base_lr", f"must be > 0, got {self.base_lr}")
         require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
-        require(not self.nesterov or self.momentum > 0, "nesterov", "needs momentum > 0")
+        require(not self.nesterov or (self.momentum > 0 and self.optimizer == "sgd"), "nesterov",
+                'needs optimizer "sgd" with momentum > 0')
         for key in ("weight_decay", "bn_weight_decay", "end_lr", "warmup", "warmup_start_lr", "num_workers"):
             require(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
         require(0 < self.lr_factor <= 1, "lr_factor", f"must be in (0, 1], got {self.lr_factor}")

@@ -106,8 +106,8 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum; BN/GN/LN parameters get ``bn_weight_decay``, all others ``weight_decay``."""
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum (or AdamW); BN/GN/LN parameters get ``bn_weight_decay``, all others ``weight_decay``."""
     norm_types = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
     norm_ids = {id(p) for m in model.modules() if isinstance(m, norm_types) for p in m.parameters(recurse=False)}
     params = [p for p in model.parameters() if p.requires_grad]
@@ -115,9 +115,10 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
         {"params": [p for p in params if id(p) not in norm_ids], "weight_decay": config.weight_decay},
         {"params": [p for p in params if id(p) in norm_ids], "weight_decay": config.bn_weight_decay},
     ]
-    return torch.optim.SGD(
-        [g for g in groups if g["params"]], lr=config.base_lr, momentum=config.momentum, nesterov=config.nesterov
-    )
+    groups = [g for g in groups if g["params"]]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.base_lr)
+    return torch.optim.SGD(groups, lr=config.base_lr, momentum=config.momentum, nesterov=config.nesterov)
 
 
 def _loss(config: TrainConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ from slowfast.utils.io import write_json_atomic
 log = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes for the same parameters (invalidates existing builds).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 STAMP_NAME = ".synthetic.json"
 YOUTUBE_ALPHABET = string.ascii_letters + string.digits + "_-"
 

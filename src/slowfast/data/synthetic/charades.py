@@ -52,6 +52,7 @@ class CharadesParams:
     test_videos: int = 16
     duration_sec: float = 10.0
     objects_per_video: tuple[int, int] = (2, 3)
+    object_size: tuple[float, float] = (0.2, 0.3)  # half-length, fraction of the short side
     actions_per_object: tuple[int, int] = (1, 2)
     action_sec: tuple[float, float] = (2.0, 4.0)
     seed: int = 0
@@ -67,6 +68,7 @@ class CharadesParams:
         require(self.test_videos >= 0, "test_videos", f"got {self.test_videos}; allowed: >= 0")
         require(1 <= self.duration_sec <= 120, "duration_sec", f"got {self.duration_sec}; allowed: 1..120 seconds")
         check_range(self.objects_per_video, "objects_per_video", 1, 8)
+        check_range(self.object_size, "object_size", 0.02, 0.5)
         check_range(self.actions_per_object, "actions_per_object", 0, 8)
         check_range(self.action_sec, "action_sec", 0.2)
         require(
@@ -124,7 +126,7 @@ def plan(params: CharadesParams, root: Path) -> tuple[dict[str, list[CharadesVid
             background = random_background(rng, vp.height, vp.width)
             tracks, actions, shapes = [], [], []
             for _ in range(int(rng.integers(params.objects_per_video[0], params.objects_per_video[1] + 1))):
-                sprite = random_sprite(rng, short_side=vp.short_side, background=background)
+                sprite = random_sprite(rng, short_side=vp.short_side, background=background, size=params.object_size)
                 count = int(rng.integers(params.actions_per_object[0], params.actions_per_object[1] + 1))
                 instances = []
                 for start, end in _intervals(rng, count, params):

@@ -1,4 +1,7 @@
-"""A Kinetics-like dataset: one moving object per short clip, one motion class per clip.
+"""A Kinetics-like dataset: short clips of a few objects that all perform the clip's motion class.
+
+Each object has its own random shape, colours, size, position and its own draw of the motion's rate or amplitude and
+phase; only the kind of motion is shared, so the class is what the objects *do*.
 
 Written in the CVDF layout of Kinetics (see :class:`slowfast.data.sources.KineticsSource`)::
 
@@ -23,12 +26,13 @@ from slowfast.data.synthetic.build import (
     RenderJob,
     VideoParams,
     build_dataset_dir,
+    check_range,
     place,
     random_id,
     render_all,
     video_rng,
 )
-from slowfast.data.synthetic.motions import MOTIONS, MotionInstance
+from slowfast.data.synthetic.motions import MOTIONS, Motion, MotionInstance
 from slowfast.data.synthetic.render import Track, random_background, random_sprite
 
 SALT = 400  # separates this dataset's random streams from the others' for the same seed
@@ -37,13 +41,17 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class KineticsParams:
-    """Size of the Kinetics-like dataset. Defaults: 10 classes x (24 train + 8 val) clips of 3.2 s at 160x120."""
+    """Size of the Kinetics-like dataset: ``num_classes`` x (train + val [+ test]) clips of ``duration_sec`` at the
+    video size, each with ``objects_per_video`` (min, max) moving objects whose half-length is ``object_size``
+    (fractions of the short side)."""
 
     num_classes: int = len(MOTIONS)
     train_per_class: int = 24
     val_per_class: int = 8
     test_per_class: int = 0
     duration_sec: float = 3.2
+    objects_per_video: tuple[int, int] = (2, 3)
+    object_size: tuple[float, float] = (0.2, 0.3)
     seed: int = 0
     video: VideoParams = field(default_factory=VideoParams)
 
@@ -56,6 +64,8 @@ class KineticsParams:
         require(self.train_per_class >= 1, "train_per_class", f"got {self.train_per_class}; allowed: >= 1")
         for key in ("val_per_class", "test_per_class"):
             require(getattr(self, key) >= 0, key, f"got {getattr(self, key)}; allowed: >= 0")
+        check_range(self.objects_per_video, "objects_per_video", 1, 8)
+        check_range(self.object_size, "object_size", 0.02, 0.5)
         require(
             0.5 <= self.duration_sec <= 60, "duration_sec", f"got {self.duration_sec}; allowed: 0.5..60 seconds"
         )
@@ -67,6 +77,20 @@ class KineticsParams:
     @property
     def classes(self) -> list[str]:
         return [m.name for m in MOTIONS[: self.num_classes]]
+
+
+def _objects(rng: np.random.Generator, motion: Motion, params: KineticsParams, background: np.ndarray,
+             t: np.ndarray) -> tuple[Track, ...]:
+    """The clip's objects: each its own sprite, its own draw of the motion's rate or amplitude and phase, its place."""
+    vp = params.video
+    low, high = params.objects_per_video
+    tracks = []
+    for _ in range(int(rng.integers(low, high + 1))):
+        sprite = random_sprite(rng, short_side=vp.short_side, background=background, size=params.object_size)
+        instance = MotionInstance.draw(motion, rng, short_side=vp.short_side)
+        tracks.append(Track(sprite, place(rng, sprite, instance.offsets(t, slow_rate=vp.slow_rate), vp.width,
+                                          vp.height)))
+    return tuple(tracks)
 
 
 def plan(params: KineticsParams, root: Path) -> tuple[dict[str, list[KineticsClip]], list[RenderJob]]:
@@ -95,11 +119,9 @@ def plan(params: KineticsParams, root: Path) -> tuple[dict[str, list[KineticsCli
                     split,
                 )
                 background = random_background(rng, vp.height, vp.width)
-                sprite = random_sprite(rng, short_side=vp.short_side, background=background)
-                offsets = MotionInstance.draw(motion, rng, short_side=vp.short_side).offsets(t, slow_rate=vp.slow_rate)
-                poses = place(rng, sprite, offsets, vp.width, vp.height)
+                tracks = _objects(rng, motion, params, background, t)
                 path = root / split / f"{clip_video_id(clip)}.mp4"
-                jobs.append(RenderJob(path, background, (Track(sprite, poses),), n, vp.fps, vp.crf))
+                jobs.append(RenderJob(path, background, tracks, n, vp.fps, vp.crf))
                 clips[split].append(clip)
     if "test" in clips:
         clips["test"].sort(key=lambda clip: clip.youtube_id)  # class-major order would give the held-back labels away

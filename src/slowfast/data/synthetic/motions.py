@@ -92,8 +92,8 @@ AVA_ACTIONS: tuple[Motion, ...] = AVA_POSES + AVA_INTERACTIONS
 # Ranges of the nuisance parameters: drift rates per second and oscillation amplitudes, per axis. Lengths are in
 # units of the frame's short side. Spin stays below pi/2 per Slow step (0.53 s), so it is visible at the Slow rate
 # for shapes symmetric under half a turn.
-RATE = {"x": (0.10, 0.16), "y": (0.10, 0.16), "scale": (0.15, 0.25), "angle": (0.8, 1.6)}
-AMPLITUDE = {"x": (0.08, 0.14), "y": (0.08, 0.14), "scale": (0.15, 0.25), "angle": (0.4, 0.7)}
+RATE = {"x": (0.15, 0.24), "y": (0.15, 0.24), "scale": (0.22, 0.38), "angle": (1.2, 2.4)}
+AMPLITUDE = {"x": (0.12, 0.21), "y": (0.12, 0.21), "scale": (0.22, 0.38), "angle": (0.6, 1.05)}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ from slowfast.utils.io import atomic_path
 __all__ = ["Sprite", "Track", "draw_frames", "encode_mp4", "random_background", "random_sprite"]
 
 SHAPES = ("ellipse", "rectangle", "diamond")
+#: Peak colour amplitude (of 255) of the background gratings: texture as a nuisance, faint enough that the moving
+#: objects stay the salient structure of the frame.
+GRATING_CONTRAST = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,15 @@ def random_background(rng: np.random.Generator, height: int, width: int) -> np.n
     for _ in range(2):
         theta, period = rng.uniform(0, math.pi), rng.uniform(12.0, 60.0)
         wave = np.sin(2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / period + rng.uniform(0, 6.3))
-        image = image + wave[..., None] * rng.uniform(-25.0, 25.0, size=3).astype(np.float32)
+        image = image + wave[..., None] * rng.uniform(-GRATING_CONTRAST, GRATING_CONTRAST, size=3).astype(np.float32)
     return image
 
 
-def random_sprite(rng: np.random.Generator, *, short_side: int, background: np.ndarray) -> Sprite:
-    """A sprite whose colours stand out from the background's mean colour (distance >= 90 of 255 in RGB)."""
+def random_sprite(
+    rng: np.random.Generator, *, short_side: int, background: np.ndarray, size: tuple[float, float] = (0.13, 0.2)
+) -> Sprite:
+    """A sprite whose colours stand out from the background's mean colour (distance >= 90 of 255 in RGB); its
+    half-length is drawn from ``size`` (fractions of the frame's short side)."""
     mean = background.reshape(-1, 3).mean(axis=0)
     while True:
         colour = _colour(rng)
@@ -70,7 +76,7 @@ def random_sprite(rng: np.random.Generator, *, short_side: int, background: np.n
     other = np.clip(colour + rng.uniform(-70.0, 70.0, size=3), 0.0, 255.0)
     return Sprite(
         shape=SHAPES[int(rng.integers(len(SHAPES)))],
-        half_length=float(rng.uniform(0.13, 0.2) * short_side),
+        half_length=float(rng.uniform(*size) * short_side),
         aspect=float(rng.uniform(1.6, 2.4)),
         colour_a=tuple(float(c) for c in colour),
         colour_b=tuple(float(c) for c in other),
