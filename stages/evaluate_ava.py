@@ -3,6 +3,11 @@ on the keyframe, short side ``transform.test_size``, fully convolutional), and f
 classes is computed as the official ActivityNet evaluator does (excluded timestamps dropped, at most 50 detections
 per keyframe). The chance baseline is the mAP of the same boxes with random scores.
 
+Figure 3 of the paper (per-class AP, Slow-only vs SlowFast): the run records its architecture and a fingerprint of
+its evaluation data in MLflow; when MLflow holds a finished run of the other architecture on the same data (e.g. the
+Slow-only baseline of ``dvc exp run -S model.preset=slow_tiny``), the pair is drawn as ``figure3.png`` with its data
+``figure3.csv`` (both in ``--out``); otherwise only this model's ``per_class_ap.png`` is written.
+
     python -m stages.evaluate_ava --raw data/raw/ava --shards data/shards/ava --model models/ava/model.pt \
         --proposals data/proposals/ava_val.csv --out reports/evaluate_ava --metrics reports/evaluate_ava.json
 """
@@ -27,6 +32,13 @@ from slowfast.models import pack_pathways
 from slowfast.models.detector import load_detector
 from slowfast.params import run_stage
 from slowfast.stage import stage_args, tracked
+from slowfast.tracking.compare import (
+    TAG_ARCH,
+    TAG_EVAL_DATA,
+    data_fingerprint,
+    result_metrics,
+    write_figure3_if_paired,
+)
 from slowfast.utils.io import atomic_path, write_json_atomic
 
 log = logging.getLogger("stages.evaluate_ava")
@@ -40,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     label_map = source.label_map
     class_ids = sorted(label_map)
     detector = load_detector(args.model)
+    arch = detector.config.arch
     proposals = read_proposals_csv(args.proposals).assign(action_id=class_ids[0])
     dataset = AvaDataset(FrameShards(args.shards), proposals, class_ids=class_ids,
                          sampling=params.model.sampling(fps=params.decode.frames.fps), transform=e.transform,
@@ -47,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                          video_start_sec=params.ava.video_start_sec)
     groundtruth, exclusions = source.boxes(e.split), source.excluded(e.split)
     out = Path(args.out)
-    with tracked("evaluate_ava", args, params, "model", "ava") as run:
+    eval_data = data_fingerprint(groundtruth, proposals, label_map=label_map, exclusions=sorted(exclusions))
+    with tracked("evaluate_ava", args, params, "model", "ava", tags={TAG_ARCH: arch, TAG_EVAL_DATA: eval_data}) as run:
         detections = detect_actions(detector, dataset, class_ids, batch_size=e.batch_size)
         metric = dict(exclusions=exclusions, max_per_keyframe=e.metric.max_per_keyframe, iou=e.metric.iou)
         result = evaluate_ava(groundtruth, detections, label_map, **metric)
@@ -62,10 +76,12 @@ def main(argv: list[str] | None = None) -> int:
                           "groundtruth": [result.num_groundtruth.get(c, 0) for c in class_ids]}).to_csv(tmp, index=False)
         plot_per_class_ap({params.model.preset: result}, label_map, out / "per_class_ap.png")
         write_json_atomic(args.metrics, metrics)
-        run.log_metrics(metrics)
+        run.log_metrics({**metrics, **result_metrics(result)})
         for name in ("per_class_ap.csv", "per_class_ap.png", "detections.csv"):
             run.log_artifact(out / name)
         log.info("AVA frame mAP@0.5 %.4f (chance %.4f) on %d keyframes", result.map, chance.map, len(dataset))
+        write_figure3_if_paired(result, arch=arch, eval_data=eval_data, label_map=label_map, out_dir=out,
+                                experiment=params.tracking.experiment, run=run)
     return 0
 
 

@@ -16,7 +16,7 @@ from slowfast.data.datasets import AvaDataset
 from slowfast.data.shards import FrameShards
 from slowfast.data.sources import AvaSource
 from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
-from slowfast.engine.train import train
+from slowfast.engine.train import seed_everything, train
 from slowfast.models import pack_pathways
 from slowfast.models.detector import detector_from_pretrained
 from slowfast.params import run_stage, section
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
     class_ids = sorted(source.label_map)
+    seed_everything(p.train.seed)  # the new head's initial weights: the same on every run
     detector = detector_from_pretrained(args.pretrained, len(class_ids),
                                         config=params.model.config(num_classes=len(class_ids)))
     train_set = AvaDataset(FrameShards(args.shards), source.boxes("train"), class_ids=class_ids,

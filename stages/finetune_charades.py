@@ -16,7 +16,7 @@ from slowfast.data.datasets import CharadesDataset
 from slowfast.data.shards import FrameShards
 from slowfast.data.sources import CharadesSource
 from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
-from slowfast.engine.train import train
+from slowfast.engine.train import seed_everything, train
 from slowfast.models import build_model, pack_pathways
 from slowfast.models.transfer import load_backbone
 from slowfast.params import run_stage, section
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     source = CharadesSource(args.raw)
     classes = source.classes
     config = dataclasses.replace(params.model.config(num_classes=len(classes)), multilabel=True)
+    seed_everything(p.train.seed)  # the new head's initial weights: the same on every run
     model = load_backbone(build_model(config), args.pretrained)
     pack = functools.partial(pack_pathways, config=model.config)
     shards = FrameShards(args.shards)

@@ -23,7 +23,7 @@ from slowfast.data.datasets import KineticsDataset
 from slowfast.data.shards import FrameShards
 from slowfast.data.sources import KineticsSource
 from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
-from slowfast.engine.train import train
+from slowfast.engine.train import seed_everything, train
 from slowfast.models import build_model, pack_pathways
 from slowfast.params import run_stage, section
 from slowfast.stage import stage_args, tracked
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     source = KineticsSource(args.raw)
     shards = FrameShards(args.shards)
+    seed_everything(p.train.seed)  # the initial weights: the same on every run
     model = build_model(params.model.config(num_classes=len(source.classes)))
     pack = functools.partial(pack_pathways, config=model.config)
     sampling = params.model.sampling(fps=params.decode.frames.fps, test_clips=1)

@@ -29,6 +29,7 @@ from slowfast.detection.person import (
     train_person_detector,
 )
 from slowfast.detection.proposals import filter_proposals, proposals_from_detections, read_proposals, write_proposals_csv
+from slowfast.engine.train import seed_everything
 from slowfast.params import run_stage
 from slowfast.stage import stage_args, tracked
 from slowfast.utils.io import write_json_atomic
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             detections = [by_key.get(key, np.zeros((0, 5), np.float32)) for key in val_keys]
             proposals = filter_proposals(imported, p.score_threshold)
         else:
+            seed_everything(p.seed)  # the initial weights: the same on every run
             model = build_person_detector(p.detector)
             if p.pretrain_scenes:
                 height, width = val_images.shape[1:3]

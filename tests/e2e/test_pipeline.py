@@ -7,6 +7,7 @@ nothing, and that an invalid parameter fails before any work.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -14,9 +15,11 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 
+from slowfast.tracking.compare import TAG_ARCH, TAG_EVAL_DATA
 from slowfast.tracking.runs import PIPELINE_ID_ENV, TAG_ROLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,6 +135,63 @@ def test_dvc_repro_runs_every_stage_tracks_them_and_a_second_repro_is_a_no_op(pi
     assert second.returncode == 0
     assert "Data and pipelines are up to date" in second.stdout + second.stderr
     assert (repo / "models/pretrain/model.pt").stat().st_mtime_ns == mtime
+
+
+def test_training_again_gives_byte_identical_models_and_the_same_metrics(pipeline_repo, tmp_path):
+    """Run-to-run determinism: the person detector and the Kinetics model trained again by their stages, in fresh
+    processes writing elsewhere, equal the pipeline's byte for byte (their initial weights are seeded too)."""
+    repo, env = pipeline_repo
+    assert _dvc(repo, env, "repro", "pretrain", "proposals_ava").returncode == 0  # a no-op after the test above
+    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}  # the pipeline's store untouched
+    again = tmp_path / "again"
+    stages = {
+        "proposals_ava": ["--raw", "data/raw/ava", "--shards", "data/shards/ava", "--out", again / "proposals",
+                          "--proposals", again / "ava_val.csv", "--metrics", again / "proposals_ava.json"],
+        "pretrain": ["--raw", "data/raw/kinetics", "--shards", "data/shards/kinetics", "--out", again / "pretrain",
+                     "--metrics", again / "pretrain.json", "--curve", again / "pretrain_curve.csv"],
+    }
+    for stage, args in stages.items():
+        result = subprocess.run([sys.executable, "-m", f"stages.{stage}", *map(str, args)], cwd=repo, env=env,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+    for ours, theirs in (("proposals/person_detector.pt", "models/proposals_ava/person_detector.pt"),
+                         ("ava_val.csv", "data/proposals/ava_val.csv"),
+                         ("proposals_ava.json", "reports/proposals_ava.json"),
+                         ("pretrain/model.pt", "models/pretrain/model.pt")):
+        assert (again / ours).read_bytes() == (repo / theirs).read_bytes(), ours
+
+    def without_timing(path: Path) -> dict:
+        return {k: v for k, v in json.loads(path.read_text()).items() if k != "clips_per_s"}
+
+    assert without_timing(again / "pretrain.json") == without_timing(repo / "reports/pretrain.json")
+
+
+def test_a_slow_only_experiment_draws_figure3_against_the_slowfast_run(pipeline_repo):
+    """`dvc exp run -S model.preset=slow_tiny` (the README's way to get the Slow-only baseline) re-runs the AVA
+    stages with the Slow-only model, and its evaluate_ava pairs with the SlowFast run in MLflow: figure3.csv holds
+    the two runs' per-class APs. Runs last: the workspace keeps the experiment's params."""
+    repo, env = pipeline_repo
+    assert _dvc(repo, env, "repro").returncode == 0  # the SlowFast run (a no-op after the first test)
+    out = repo / "reports/evaluate_ava"
+    assert (out / "per_class_ap.png").is_file() and not (out / "figure3.png").exists()  # no Slow-only run yet
+
+    result = _dvc(repo, env, "exp", "run", "-S", "model.preset=slow_tiny")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("slowfast").experiment_id],
+                              filter_string="tags.`slowfast.stage` = 'evaluate_ava'",
+                              order_by=["attributes.start_time DESC"])
+    assert [r.data.tags[TAG_ARCH] for r in runs] == ["slow", "slowfast"]
+    slow, slowfast = runs
+    assert slow.data.params["model.preset"] == "slow_tiny" and slowfast.data.params["model.preset"] == "slowfast_tiny"
+    assert slow.data.tags[TAG_EVAL_DATA] == slowfast.data.tags[TAG_EVAL_DATA]  # the same proposals and data
+    table = pd.read_csv(out / "figure3.csv")
+    assert sorted(table["class_id"]) == sorted(int(k[3:]) for k in slow.data.metrics if k.startswith("ap/"))
+    for row in table.itertuples():
+        for column, run in (("ap_slow", slow), ("ap_slowfast", slowfast)):
+            want = run.data.metrics[f"ap/{row.class_id}"]
+            assert (math.isnan(want) and math.isnan(getattr(row, column))) or getattr(row, column) == want
+    assert {"figure3.png", "figure3.csv"} <= {f.path for f in client.list_artifacts(slow.info.run_id)}
 
 
 def test_invalid_parameter_fails_before_any_work_naming_the_key(tmp_path):

@@ -511,8 +511,10 @@ def save_person_detector(model: PersonDetector, path: str | os.PathLike[str]) ->
         "config": to_mapping(model.config),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Through a file object the archive's inner folder is "archive", not the random temporary name: the same
+    # weights give a byte-identical file, run after run.
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
     return Path(path)
 
 

@@ -7,7 +7,7 @@ testing), their configuration dataclasses ``TrainConfig`` / ``EvalConfig``, and 
 from slowfast.engine.config import EvalConfig, TrainConfig
 from slowfast.engine.evaluate import VideoScores, evaluate, read_scores, write_scores
 from slowfast.engine.schedule import learning_rate
-from slowfast.engine.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainResult, train
+from slowfast.engine.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainResult, seed_everything, train
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -19,6 +19,7 @@ __all__ = [
     "evaluate",
     "learning_rate",
     "read_scores",
+    "seed_everything",
     "train",
     "write_scores",
 ]

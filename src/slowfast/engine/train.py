@@ -100,7 +100,9 @@ def _configure_determinism(config: TrainConfig) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed ``random``, numpy and torch's global generators. Stages call it before building a model, whose initial
+    weights are drawn from torch's global generator: without it they differ from run to run."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -201,7 +203,7 @@ def train(
     loaded = checkpointing.load_latest_state(ckpt_dir) if resume and ctx.is_main else None
     loaded = distributed.broadcast_object(loaded, ctx)  # rank 0's state reaches every process (no shared disk needed)
     if loaded is None:
-        _seed_everything(config.seed)
+        seed_everything(config.seed)
         step, epoch, position, history = 0, 0, 0, []
         sums = torch.zeros(3, dtype=torch.float64)  # loss·clips, top-1 hits, clips of the current epoch
     else:
