@@ -2,8 +2,9 @@
 
 Everything is measured side by side in one run on videos this script encodes in a temporary folder (H.264 by
 libx264 with ffmpeg's defaults — preset medium, crf 23, GOP 250 — as ffmpeg re-encodes trimmed Kinetics clips;
-340×256; 30 fps). Both loaders use one core per DataLoader worker (torch threads 1; the per-clip decoder single-threaded
-as PySlowFast's default ``multi_thread_decode=False``), except the shards' JPEG decode threads where a row says so:
+340×256; 30 fps). Both loaders use one core per DataLoader worker (torch threads 1; the per-clip decoder
+single-threaded as PySlowFast's default ``multi_thread_decode=False``), except the shards' JPEG decode threads
+where a row says so:
 
 * ``loader``: clips/s of SlowFast 8×8 training clips (32 frames every 2, short-side jitter [256, 320], random 224²
   crop, flip, packed into pathways and batched; uint8, as the datasets hand them to the engine, which normalises on
