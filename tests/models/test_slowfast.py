@@ -222,7 +222,7 @@ def test_temporal_kernels_follow_table_1_and_the_r101_50_50_rule():
 
 
 def test_initialisation_follows_pyslowfast():
-    model = create_model("slowfast_tiny")
+    model = create_model("slowfast_tiny", zero_init_residual=True)
     for m in model.modules():
         if isinstance(m, Bottleneck):
             assert torch.all(m.bn_c.weight == 0) and torch.all(m.bn_a.weight == 1)
@@ -230,6 +230,13 @@ def test_initialisation_follows_pyslowfast():
     w = model.slow.res5[0].conv_b.weight
     fan_out = w.shape[0] * w[0, 0].numel()
     assert abs(w.std().item() - (2.0 / fan_out) ** 0.5) < 0.1 * (2.0 / fan_out) ** 0.5
+
+
+def test_tiny_presets_start_residual_branches_live_and_full_presets_zero_initialised():
+    tiny = create_model("slowfast_tiny")
+    assert all(torch.all(m.bn_c.weight == 1) for m in tiny.modules() if isinstance(m, Bottleneck))
+    full = create_model("slow_4x16_r50")
+    assert all(torch.all(m.bn_c.weight == 0) for m in full.modules() if isinstance(m, Bottleneck))
 
 
 def test_reset_classifier_changes_the_classes_and_the_config():
