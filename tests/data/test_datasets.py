@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from slowfast.data.datasets import AvaDataset, CharadesDataset, KineticsDataset, ava_collate, clip_pathways
 from slowfast.data.decode import DecodeConfig, decode_videos
 from slowfast.data.formats.charades import CharadesAction, CharadesVideo
-from slowfast.data.sampling import SamplingConfig, keyframe_windows
+from slowfast.data.sampling import SamplingConfig, generator_for, keyframe_windows, random_start
 from slowfast.data.shards import FrameShards
 from slowfast.data.transforms import TransformConfig, apply_view, crop_views, random_view, view_boxes
 from slowfast.models import pack_pathways, preset_config
@@ -63,6 +63,34 @@ def test_kinetics_training_item_shapes_uint8_clips_and_their_normalisation(shard
         frames = item["frames"]
         assert frames.shape == (8,) and torch.all(frames[1:] - frames[:-1] == 2)
         assert 0 <= int(frames[0]) and int(frames[-1]) < shards.info(item["video_id"]).num_frames
+
+
+def test_training_items_read_only_the_crop_and_get_the_whole_frames_pixels(shards):
+    """Training clips decode only the JPEG blocks under their crop; the pixels are those of the whole frames."""
+    ds = kinetics(shards, train=True)
+    ava = AvaDataset(shards, ava_boxes(), class_ids=[1, 2, 3], sampling=SAMPLING, transform=TRANSFORM, pack=pack,
+                     train=True, seed=5)
+    flips, crops = set(), set()
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        ava.set_epoch(epoch)
+        for index in range(len(ds)):
+            item = ds[index]
+            info = shards.info(item["video_id"])
+            gen = generator_for(5, epoch, index)  # the dataset's draws: window start, then the view
+            random_start(info.num_frames, SAMPLING, info.fps, gen)
+            view = random_view(info.height, info.width, TRANSFORM, gen)
+            flips.add(view.flip)
+            crops.add((view.x0, view.y0, view.w))
+            whole = clip_pathways(shards.read(item["video_id"], item["frames"].numpy()), [view], pack)[0]
+            for got, expected in zip(item["inputs"], whole):
+                torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        for index in range(len(ava)):
+            item = ava[index]
+            view = random_view(48, 64, TRANSFORM, generator_for(5, epoch, index))
+            whole = clip_pathways(shards.read("wide", item["frames"].numpy()), [view], pack)[0]
+            torch.testing.assert_close(item["inputs"][1], whole[1], rtol=0, atol=0)
+    assert flips == {True, False} and len(crops) > 4
 
 
 def test_testing_item_stacks_every_view_and_shows_the_sampled_frames(shards):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import multiprocessing
@@ -15,7 +14,6 @@ import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from slowfast.cli import main as cli_main
 from slowfast.config import ConfigError, from_mapping
@@ -222,24 +220,6 @@ def test_cli_decodes_a_folder_with_file_stems_as_ids(tmp_path, capsys):
     assert shards.videos() == ["clip_a", "clip_b"]
     assert shards.info("clip_a").fps == 15.0 and shards.info("clip_a").num_frames == 3
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["decoded"] == 2
-
-
-def test_fast_jpeg_decoder_gives_pillows_pixels_and_writes_into_the_given_buffer(monkeypatch):
-    rng = np.random.default_rng(3)
-    image = np.asarray(Image.fromarray(rng.integers(0, 256, (12, 17, 3), np.uint8)).resize((85, 60)))
-    data = decode.encode_jpeg(image, 90)
-    with Image.open(io.BytesIO(data)) as img:
-        pillow = np.asarray(img.convert("RGB"))
-    assert psnr(pillow, image) > 30  # a real lossy round trip, not a copy
-    for module in (decode.simplejpeg, None):  # the installed decoder, then the Pillow fallback
-        monkeypatch.setattr(decode, "simplejpeg", module)
-        buffer = np.zeros_like(image)
-        got = decode.decode_jpeg(data, out=buffer)
-        assert np.shares_memory(got, buffer)
-        np.testing.assert_array_equal(buffer, pillow)
-        np.testing.assert_array_equal(decode.decode_jpeg(data), pillow)
-        with pytest.raises(ValueError, match="JPEG of 85x60 pixels, expected 85x64"):
-            decode.decode_jpeg(data, out=np.zeros((64, 85, 3), np.uint8))
 
 
 def test_any_chunk_mapper_writes_the_process_pools_bytes_and_a_rerun_plans_no_chunk(tmp_path, monkeypatch):

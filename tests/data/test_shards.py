@@ -87,3 +87,35 @@ def test_frames_of_another_size_than_the_manifest_says_are_an_error_not_garbage(
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="JPEG of 43x32 pixels|too small"):
         FrameShards(tmp_path).read("a", [0, 1])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_box_reads_the_whole_frames_pixels_under_it(shard_root, tmp_path, threads):
+    root = tmp_path / "big"  # 85x64 frames: 6 blocks of 16 pixels per row, restart markers every 2
+    decode_videos({"c": make_video(tmp_path / "c.mp4", num_frames=12)}, root, DecodeConfig(short_side=64),
+                  progress=False)
+    for reader, vid, asked in ((FrameShards(root, decode_threads=threads), "c", [11, 2, 2, 7, 0]),
+                               (FrameShards(shard_root, decode_threads=threads), "a", [49, 3, 3, 17])):
+        whole = reader.read(vid, asked)
+        height, width = whole.shape[1:3]
+        for box in ((0, 0, width, height), (1, 1, width - 1, height - 1), (33, 17, 70, 50), (16, 0, 32, 16),
+                    (width - 5, height - 3, width, height)):
+            x0, y0, x1, y1 = box = (min(box[0], width - 1), min(box[1], height - 1), min(box[2], width),
+                                    min(box[3], height))
+            np.testing.assert_array_equal(reader.read(vid, asked, box=box), whole[:, y0:y1, x0:x1], err_msg=str(box))
+        assert reader.read(vid, [], box=(1, 2, 5, 9)).shape == (0, 7, 4, 3)
+        with pytest.raises(ValueError, match=r"box \(0, 0, %d, 5\) is not inside" % (width + 1)):
+            reader.read(vid, [0], box=(0, 0, width + 1, 5))
+        with pytest.raises(ValueError, match="not inside"):
+            reader.read(vid, [0], box=(4, 4, 4, 9))
+
+
+def test_a_box_on_frames_smaller_than_the_manifest_says_is_an_error_not_garbage(tmp_path):
+    root = tmp_path / "big"
+    decode_videos({"c": make_video(tmp_path / "c.mp4", num_frames=4)}, root, DecodeConfig(short_side=64),
+                  progress=False)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["videos"]["c"]["height"] += 8
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="do not hold box"):
+        FrameShards(root).read("c", [0, 1], box=(40, 10, 80, 70))

@@ -29,6 +29,7 @@ Randomness is a pure function of (seed, epoch, index) (:func:`~slowfast.data.sam
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -104,6 +105,11 @@ class _ClipDataset(Dataset):
     def _views(self, frames: np.ndarray, views: Sequence[View]) -> list[list[torch.Tensor]]:
         return clip_pathways(frames, views, self.pack)
 
+    def _view_pathways(self, video_id: str, idx: np.ndarray, view: View) -> list[torch.Tensor]:
+        """The pathways of one view, reading only the pixels under it (the same pixels, about half the decoding)."""
+        frames = self.shards.read(video_id, idx, box=(view.x0, view.y0, view.x0 + view.w, view.y0 + view.h))
+        return self._views(frames, [dataclasses.replace(view, x0=0, y0=0)])[0]
+
     def _clip(self, video_id: str, index: int) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Inputs of a training item (one clip) or a testing item (all views stacked), and the frame indices used."""
         info = self.shards.info(video_id)
@@ -111,9 +117,8 @@ class _ClipDataset(Dataset):
             gen = generator_for(self.seed, self.epoch, index)
             idx = clip_indices(random_start(info.num_frames, self.sampling, info.fps, gen), info.num_frames,
                                self.sampling, info.fps)
-            frames = self.shards.read(video_id, idx)
             view = random_view(info.height, info.width, self.transform, gen)
-            return self._views(frames, [view])[0], torch.from_numpy(idx)
+            return self._view_pathways(video_id, idx, view), torch.from_numpy(idx)
         clips, used = [], []
         for start in uniform_starts(info.num_frames, self.sampling, info.fps):
             idx = clip_indices(start, info.num_frames, self.sampling, info.fps)
@@ -221,7 +226,7 @@ class AvaDataset(_ClipDataset):
                                generator_for(self.seed, self.epoch, index))
         else:
             view = full_view(info.height, info.width, self.transform.test_size)
-        inputs = self._views(self.shards.read(video_id, idx), [view])[0]
+        inputs = self._view_pathways(video_id, idx, view)
         return {"inputs": inputs, "boxes": torch.from_numpy(view_boxes(coords, info.height, info.width, view)),
                 "labels": torch.from_numpy(labels), "video_id": video_id, "timestamp": timestamp, "index": index,
                 "frames": torch.from_numpy(idx)}

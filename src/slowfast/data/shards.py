@@ -6,10 +6,11 @@ are read (a row group is at most ``row_group_frames`` frames of one video), each
 the Parquet footers of the shards a process touches are cached (per process: a DataLoader worker opens its own).
 A reader is picklable.
 
-JPEG decoding is most of a clip's cost. ``decode_threads`` > 1 decodes the frames of one ``read`` in that many
-threads, each taking an equal share (simplejpeg's libjpeg-turbo releases the GIL). Rule: ``decode_threads × DataLoader workers ≤ CPU cores`` — threads only
-pay off on cores the workers leave idle (typically ``num_workers=0`` for evaluation or a single worker); with one
-worker per core keep the default 1, extra threads then only compete with the other workers.
+JPEG decoding is most of a clip's cost: ``read(..., box=...)`` decodes only the blocks under a crop, and
+``decode_threads`` > 1 decodes the frames of one ``read`` in that many threads, each taking an equal share
+(simplejpeg's libjpeg-turbo releases the GIL). Rule: ``decode_threads × DataLoader workers ≤ CPU cores``: threads
+only pay off on cores the workers leave idle (typically ``num_workers=0`` for evaluation or a single worker); with
+one worker per core keep the default 1, extra threads then only compete with the other workers.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from slowfast.data.decode import MANIFEST, SHARD_DIR, SHARD_NAME, decode_jpeg, load_manifest
+from slowfast.data.decode import MANIFEST, SHARD_DIR, SHARD_NAME, load_manifest
+from slowfast.data.jpeg import Box, cut_jpeg, decode_jpeg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,13 +108,23 @@ class FrameShards:
             self._files.popitem(last=False)
         return pf, starts
 
-    def read(self, video_id: str, frame_indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Frames ``frame_indices`` of ``video_id`` as uint8 ``(N, H, W, 3)`` RGB, in the order asked (repeats ok)."""
+    def read(self, video_id: str, frame_indices: Sequence[int] | np.ndarray, box: Box | None = None) -> np.ndarray:
+        """Frames ``frame_indices`` of ``video_id`` as uint8 ``(N, H, W, 3)`` RGB, in the order asked (repeats ok).
+
+        ``box=(x0, y0, x1, y1)`` (pixels, end-exclusive) returns only that part, ``read(...)[:, y0:y1, x0:x1]`` bit
+        for bit, decoding only the JPEG blocks it needs (:mod:`slowfast.data.jpeg`): a training crop costs about half
+        of a whole frame. The result may then be a view into the slightly larger region decoded."""
         entry = self._entry(video_id)
         wanted = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
-        out = np.empty((len(wanted), entry["height"], entry["width"], 3), np.uint8)
+        height, width = entry["height"], entry["width"]
+        if box is not None:
+            x0, y0, x1, y1 = box = tuple(int(v) for v in box)
+            if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+                raise ValueError(f"video {video_id!r}: box {box} is not inside its {width}x{height} frames "
+                                 "(allowed: 0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height)")
+            height, width = y1 - y0, x1 - x0
         if len(wanted) == 0:
-            return out
+            return np.empty((0, height, width, 3), np.uint8)
         bad = wanted[(wanted < 0) | (wanted >= entry["num_frames"])]
         if len(bad):
             raise IndexError(f"video {video_id!r}: frame {int(bad[0])} outside 0..{entry['num_frames'] - 1}")
@@ -145,17 +157,31 @@ class FrameShards:
                     raise RuntimeError(f"{shard}: row {row} holds frame {got}, manifest says {rows[row]}")
                 jobs.append((positions[got][0], data))
 
-        def decode(part: list[tuple[int, bytes]]) -> None:
-            for first, data in part:
-                decode_jpeg(data, out=out[first])
+        cuts = [] if box is None else [cut_jpeg(data, box) for _, data in jobs]
+        regions = {cut and cut[1] for cut in cuts}
+        if len(regions) == 1 and None not in regions:  # every frame cut to the same region: decode into it, no copy
+            rx, ry, rw, rh = regions.pop()
+            if not (rx <= x0 and y1 <= ry + rh and ry <= y0 and x1 <= rx + rw):
+                raise ValueError(f"video {video_id!r}: its JPEGs do not hold box {box} (region {rx},{ry} of "
+                                 f"{rw}x{rh} pixels); the manifest says {entry['width']}x{entry['height']}")
+            buffer = np.empty((len(wanted), rh, rw, 3), np.uint8)
+            out = buffer[:, y0 - ry : y1 - ry, x0 - rx : x1 - rx]
+            tasks = [(buffer[first], cut[0], None) for (first, _), cut in zip(jobs, cuts)]
+        else:
+            out = np.empty((len(wanted), height, width, 3), np.uint8)
+            tasks = [(out[first], data, box) for first, data in jobs]
 
-        threads = min(self.decode_threads, len(jobs))
+        def decode(part: list[tuple[np.ndarray, bytes, Box | None]]) -> None:
+            for target, data, crop in part:
+                decode_jpeg(data, out=target, box=crop)
+
+        threads = min(self.decode_threads, len(tasks))
         if threads > 1:  # one task per thread: a task per frame costs more in hand-offs than it gains
             if self._pool is None:
                 self._pool = concurrent.futures.ThreadPoolExecutor(self.decode_threads, "jpeg-decode")
-            list(self._pool.map(decode, [jobs[i::threads] for i in range(threads)]))
+            list(self._pool.map(decode, [tasks[i::threads] for i in range(threads)]))
         else:
-            decode(jobs)
+            decode(tasks)
         for first, *repeats in positions.values():
             if repeats:
                 out[repeats] = out[first]

@@ -91,7 +91,7 @@ def full_view(height: int, width: int, size: int) -> View:
 def apply_view(frames: np.ndarray, view: View) -> torch.Tensor:
     """uint8 ``(T, H, W, 3)`` frames -> uint8 ``(3, T, out_h, out_w)`` in ``T, H, W, 3`` memory order (sharing
     ``frames``' memory only when the view is the whole frame at its own size)."""
-    crop = torch.from_numpy(np.ascontiguousarray(frames))[:, view.y0 : view.y0 + view.h, view.x0 : view.x0 + view.w]
+    crop = torch.from_numpy(frames)[:, view.y0 : view.y0 + view.h, view.x0 : view.x0 + view.w]  # any strides
     # Flipping before the resize is the same (bilinear with align_corners=False is mirror-symmetric) and cheaper;
     # the resize then reads a compact crop, and a view never keeps whole frames alive.
     crop = crop.flip(2) if view.flip else crop.contiguous()

@@ -1,0 +1,179 @@
+"""The frame codec of the shards: JPEG with a restart marker after every MCU, decoded whole or only under a box.
+
+Frames are baseline JPEGs (libjpeg-turbo through Pillow, 4:2:0) with a restart marker after every MCU, the 16×16
+pixel unit of 4:2:0. A restart marker resets the entropy decoder, so the coded bytes between two markers stand on
+their own: ``decode_jpeg(data, box=...)`` cuts out the MCUs under the box plus the neighbour that chroma upsampling
+reads on each side, renumbers their markers into a smaller valid JPEG, and decodes only that. The pixels are those
+of decoding the whole frame and cropping, bit for bit (tested on 4:2:0, 4:2:2, 4:4:4 and grey). A training crop of
+a 340×256 frame (side 179-224 pixels) needs about half of the frame's MCUs, and half the decoding. The markers cost
+~4% more bytes and ~2% more time for whole-frame decoding (``python benchmarks/loader.py --sections jpeg``).
+
+JPEGs the cut does not apply to are decoded whole, then cropped, with the same pixels. These are progressive or
+arithmetic-coded files, files without restart markers (such as shards written before this codec), and files whose
+restart interval does not divide an MCU row.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+try:  # optional: a faster JPEG decoder; Pillow gives the same pixels without it
+    import simplejpeg
+except ImportError:  # pragma: no cover - depends on the installation
+    simplejpeg = None
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, end-exclusive
+
+_SOF_SEQUENTIAL = (0xC0, 0xC1)  # baseline and extended sequential, Huffman-coded: the only frames cut
+_RST = 0xD0  # RST0..RST7 are 0xD0..0xD7
+_EOI = b"\xff\xd9"
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """4:2:0 JPEG bytes of an RGB image with restart markers every 32 pixels of an MCU row (every 16 when the row
+    has an odd number of MCUs) (Pillow/libjpeg-turbo: fastest here; see benchmarks/loader.py)."""
+    buf = io.BytesIO()
+    interval = 2 if -(-rgb.shape[1] // 16) % 2 == 0 else 1  # in 16×16 MCUs; it must divide the MCUs of a row
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling="4:2:0",
+                              restart_marker_blocks=interval)
+    return buf.getvalue()
+
+
+def decode_jpeg(data: bytes, out: np.ndarray | None = None, box: Box | None = None) -> np.ndarray:
+    """RGB uint8 ``(H, W, 3)`` image of JPEG bytes, or of its pixels under ``box``: ``decode_jpeg(data, box=b)`` is
+    ``decode_jpeg(data)[y0:y1, x0:x1]``, decoding only the MCUs the box needs when the file allows it (module
+    docstring). The result is written into ``out`` (a C-contiguous array of the result's shape) if given.
+
+    simplejpeg when installed: the same libjpeg-turbo and the same (accurate) DCT and upsampling as Pillow, hence the
+    same pixels, but about 1.5× as fast on 256p frames; it skips Pillow's file-object and image-object layers and
+    decodes straight into ``out`` (no copy). Its fast-DCT and fast-upsampling flags would save another ~10% but
+    change the pixels (41 dB from the accurate decode), so they are not used.
+    """
+    if box is None:
+        return _decode(data, out)
+    x0, y0, x1, y1 = box
+    cut = cut_jpeg(data, box)
+    region = _decode(data if cut is None else cut[0])
+    ox, oy = (0, 0) if cut is None else cut[1][:2]
+    if not (ox <= x0 < x1 <= ox + region.shape[1] and oy <= y0 < y1 <= oy + region.shape[0]):
+        raise ValueError(f"box {box} is not inside the {region.shape[1]}x{region.shape[0]} JPEG")
+    crop = region[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    if out is None:
+        return np.ascontiguousarray(crop)
+    if out.shape != crop.shape:
+        raise ValueError(f"box of {crop.shape[1]}x{crop.shape[0]} pixels, expected {out.shape[1]}x{out.shape[0]}")
+    out[...] = crop
+    return out
+
+
+def _decode(data: bytes | bytearray, out: np.ndarray | None = None) -> np.ndarray:
+    if simplejpeg is not None:
+        rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", buffer=out)  # too small a buffer: ValueError
+    else:
+        with Image.open(io.BytesIO(data)) as img:
+            rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+        if out is not None and rgb.shape == out.shape:
+            out[...] = rgb
+            rgb = out
+    if out is not None and rgb.shape != out.shape:  # never leave a partly written buffer looking valid
+        raise ValueError(f"JPEG of {rgb.shape[1]}x{rgb.shape[0]} pixels, expected {out.shape[1]}x{out.shape[0]}")
+    return rgb
+
+
+def cut_jpeg(data: bytes, box: Box) -> tuple[bytes | bytearray, tuple[int, int, int, int]] | None:
+    """The JPEG to decode for the pixels under ``box`` and the region ``(x, y, width, height)`` of the full image it
+    decodes to (``data`` itself and the whole image when the box needs all of it); None when the file cannot be cut
+    (module docstring): decode it whole."""
+    header = _header(data)
+    if header is None:
+        return None
+    sof, scan, width, height, mcu_w, mcu_h, margin_x, margin_y, interval = header
+    per_row, rows = -(-width // mcu_w), -(-height // mcu_h)
+    if interval <= 0 or per_row % interval:
+        return None
+    a = np.frombuffer(data, np.uint8)
+    ff = np.flatnonzero(a[scan:-2] == 0xFF)
+    follow = a[scan + 1 :][ff]
+    rst = (follow & 0xF8) == _RST
+    segments = per_row // interval  # per MCU row
+    if data[-2:] != _EOI or np.count_nonzero(follow) != np.count_nonzero(rst) \
+            or np.count_nonzero(rst) != segments * rows - 1:
+        return None  # another marker inside the scan (several scans, DNL, ...) or a miscount: decode whole
+    span = mcu_w * interval  # pixels per restart segment
+    # libjpeg-turbo decodes widths that are a multiple of 32 pixels markedly faster (benchmarks/loader.py, jpeg)
+    step = 32 // span if 32 % span == 0 else 1
+    x0, y0, x1, y1 = box
+    c0 = max(0, x0 - margin_x) // span // step * step
+    c1 = min(segments, c0 + -(-(-(-(x1 + margin_x) // span) - c0) // step) * step)
+    r0, r1 = max(0, y0 - margin_y) // mcu_h, min(rows, -(-(y1 + margin_y) // mcu_h))
+    if (c0, c1, r0, r1) == (0, segments, 0, rows):
+        return data, (0, 0, width, height)
+    # Segment j is data[bound[j] + 2 : bound[j + 1]], each followed by a marker (RST, or EOI after the last one).
+    bound = np.empty(segments * rows + 1, np.int64)
+    bound[0], bound[1:-1], bound[-1] = scan - 2, scan + ff[rst], len(data) - 2
+    row = np.arange(r0, r1) * segments
+    first = bound[row + c0] + 2  # where each kept MCU row's first kept segment starts
+    stop = bound[row + c1] + 2  # after the marker following its last kept segment
+    out = bytearray().join([data[:scan], *(data[i:j] for i, j in zip(first.tolist(), stop.tolist()))])
+    w, h = min(width, c1 * span) - c0 * span, min(height, r1 * mcu_h) - r0 * mcu_h
+    out[sof + 5 : sof + 9] = h.to_bytes(2, "big") + w.to_bytes(2, "big")
+    # Renumber the kept segments' markers in sequence; the last one ends the image.
+    moved = scan + np.cumsum(stop - first) - (stop - first) - first  # output offset minus input offset, per row
+    where = (moved[:, None] + bound[row[:, None] + np.arange(c0 + 1, c1 + 1)] + 1).ravel()
+    view = np.frombuffer(out, np.uint8)
+    view[where] = _RST + np.arange(len(where)) % 8
+    view[-1] = _EOI[1]
+    return out, (c0 * span, r0 * mcu_h, w, h)
+
+
+_last_header: tuple[bytes, tuple[int, ...]] = (b"", ())  # the frames of one video share their header bytes
+
+
+def _header(data: bytes) -> tuple[int, ...] | None:
+    """(SOF offset, scan data offset, width, height, MCU width, MCU height, x and y margins, restart interval) of a
+    sequential Huffman-coded JPEG with one scan of all components; None for anything else."""
+    global _last_header
+    known, parsed = _last_header
+    if known and data.startswith(known):  # the same bytes up to the scan data: the same answer
+        return parsed
+    parsed = _parse_header(data)
+    if parsed is not None:
+        _last_header = (data[: parsed[1]], parsed)
+    return parsed
+
+
+def _parse_header(data: bytes) -> tuple[int, ...] | None:
+    if data[:2] != b"\xff\xd8":
+        return None
+    i, sof, interval, n = 2, None, 0, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in _SOF_SEQUENTIAL:
+            sof = i
+            if data[i + 4] != 8:  # 12-bit samples
+                return None
+            height, width, ncomp = (int.from_bytes(data[i + 5 : i + 7], "big"),
+                                    int.from_bytes(data[i + 7 : i + 9], "big"), data[i + 9])
+            factors = [(data[i + 11 + 3 * k] >> 4, data[i + 11 + 3 * k] & 15) for k in range(ncomp)]
+        elif 0xC2 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return None  # progressive, lossless, arithmetic or hierarchical
+        elif marker == 0xDD:
+            interval = int.from_bytes(data[i + 4 : i + 6], "big")
+        elif marker == 0xDA:
+            if sof is None or data[i + 4] != ncomp or height == 0 or not factors:
+                return None
+            h_max, v_max = max(f[0] for f in factors), max(f[1] for f in factors)
+            if ncomp == 1:  # a single-component scan codes 8×8 blocks, whatever the sampling factors
+                h_max = v_max = 1
+            # libjpeg-turbo's fancy upsampling blends each chroma sample with its neighbours: only the outermost
+            # pixels of a cut image differ from the whole image's, so a box keeps one pixel away from a cut edge.
+            margin_x, margin_y = int(h_max > 1), int(v_max > 1)
+            return sof, i + 2 + length, width, height, 8 * h_max, 8 * v_max, margin_x, margin_y, interval
+        i += 2 + length
+    return None
