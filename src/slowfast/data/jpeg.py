@@ -1,16 +1,17 @@
-"""The frame codec of the shards: JPEG with a restart marker after every MCU, decoded whole or only under a box.
+"""The frame codec of the shards: JPEG with restart markers, decoded whole or only under a box.
 
-Frames are baseline JPEGs (libjpeg-turbo through Pillow, 4:2:0) with a restart marker after every MCU, the 16×16
-pixel unit of 4:2:0. A restart marker resets the entropy decoder, so the coded bytes between two markers stand on
-their own: ``decode_jpeg(data, box=...)`` cuts out the MCUs under the box plus the neighbour that chroma upsampling
-reads on each side, renumbers their markers into a smaller valid JPEG, and decodes only that. The pixels are those
-of decoding the whole frame and cropping, bit for bit (tested on 4:2:0, 4:2:2, 4:4:4 and grey). A training crop of
-a 340×256 frame (side 179-224 pixels) needs about half of the frame's MCUs, and half the decoding. The markers cost
-~4% more bytes and ~2% more time for whole-frame decoding (``python benchmarks/loader.py --sections jpeg``).
+Frames are baseline 4:2:0 JPEGs (libjpeg-turbo through Pillow) with a restart marker every two MCUs (32 pixels of
+a 16-pixel-high row of blocks; every MCU when a row has an odd number of them). A restart marker resets the entropy
+decoder, so the coded bytes between two markers stand on their own: ``decode_jpeg(data, box=...)`` cuts out the
+blocks under the box plus the pixel of context that chroma upsampling reads on each side, renumbers their markers
+into a smaller valid JPEG, and decodes only that. The pixels are those of decoding the whole frame and cropping,
+bit for bit (tested on 4:2:0, 4:2:2, 4:4:4 and grey). A SlowFast training crop of a 340×256 frame (side 179-224)
+needs ~56% of its pixels; with the cut itself it costs ~80% of a whole-frame decode. The markers cost ~2% bytes
+(``python benchmarks/loader.py --sections jpeg``).
 
 JPEGs the cut does not apply to are decoded whole, then cropped, with the same pixels. These are progressive or
-arithmetic-coded files, files without restart markers (such as shards written before this codec), and files whose
-restart interval does not divide an MCU row.
+arithmetic-coded files, files without restart markers (such as shards written before this codec: they stay valid;
+delete a shard folder to re-encode it), and files whose restart interval does not divide a row of blocks.
 """
 
 from __future__ import annotations
