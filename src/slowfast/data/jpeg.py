@@ -16,6 +16,8 @@ delete a shard folder to re-encode it), and files whose restart interval does no
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import io
 
 import numpy as np
@@ -91,43 +93,66 @@ def cut_jpeg(data: bytes, box: Box) -> tuple[bytes | bytearray, tuple[int, int, 
     header = _header(data)
     if header is None:
         return None
-    sof, scan, width, height, mcu_w, mcu_h, margin_x, margin_y, interval = header
+    scan = header[1]
+    plan = _plan(data[:scan], box)
+    if plan is None or plan.header is None:
+        return None if plan is None else (data, plan.region)
+    a = np.frombuffer(data, np.uint8)
+    ff = scan + np.flatnonzero(a[scan:-2] == 0xFF)
+    markers = ff[a[ff + 1] != 0]  # 0xFF 0x00 is a coded 0xFF byte; anything else is a marker
+    if len(markers) != plan.markers or data[-2:] != _EOI or np.any((a[markers + 1] & 0xF8) != _RST):
+        return None  # another marker inside the scan (several scans, DNL, ...) or a miscount: decode whole
+    # Segment j is data[bound[j] + 2 : bound[j + 1]], each followed by a marker (RST, or EOI after the last one).
+    bound = np.concatenate([[scan - 2], markers, [len(data) - 2]])
+    first, stop = bound[plan.first] + 2, bound[plan.stop] + 2  # per kept row: its first segment, after its marker
+    out = bytearray().join([plan.header, *(data[i:j] for i, j in zip(first.tolist(), stop.tolist()))])
+    moved = scan + np.cumsum(stop - first) - (stop - first) - first  # per kept row: output minus input offset
+    np.frombuffer(out, np.uint8)[moved[plan.row] + bound[plan.kept] + 1] = plan.numbers  # renumbered, then EOI
+    return out, plan.region
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How to cut one box out of the JPEGs that share one header (the frames of a video share theirs)."""
+
+    region: tuple[int, int, int, int]  # x, y, width, height of the cut image in the full one
+    header: bytes | None  # the cut image's header (new size); None: the box needs the whole image
+    markers: int = 0  # restart markers a valid full image has
+    first: np.ndarray | None = None  # per kept row of blocks: index into the segment bounds of its first segment
+    stop: np.ndarray | None = None  # ... and of the marker after its last kept segment
+    row: np.ndarray | None = None  # per kept segment: its kept row
+    kept: np.ndarray | None = None  # per kept segment: index of the bound (marker) that follows it
+    numbers: np.ndarray | None = None  # the new second bytes of those markers (RST0..7 in turn, EOI last)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(header: bytes, box: Box) -> _Plan | None:
+    parsed = _parse_header(header)
+    if parsed is None:
+        return None
+    sof, _, width, height, mcu_w, mcu_h, margin_x, margin_y, interval = parsed
     per_row, rows = -(-width // mcu_w), -(-height // mcu_h)
     if interval <= 0 or per_row % interval:
         return None
-    a = np.frombuffer(data, np.uint8)
-    ff = np.flatnonzero(a[scan:-2] == 0xFF)
-    follow = a[scan + 1 :][ff]
-    rst = (follow & 0xF8) == _RST
-    segments = per_row // interval  # per MCU row
-    if data[-2:] != _EOI or np.count_nonzero(follow) != np.count_nonzero(rst) \
-            or np.count_nonzero(rst) != segments * rows - 1:
-        return None  # another marker inside the scan (several scans, DNL, ...) or a miscount: decode whole
+    segments = per_row // interval  # per row of blocks
     span = mcu_w * interval  # pixels per restart segment
-    # libjpeg-turbo decodes widths that are a multiple of 32 pixels markedly faster (benchmarks/loader.py, jpeg)
+    # simplejpeg decodes widths that are a multiple of 32 pixels markedly faster (benchmarks/loader.py, jpeg)
     step = 32 // span if 32 % span == 0 else 1
     x0, y0, x1, y1 = box
     c0 = max(0, x0 - margin_x) // span // step * step
     c1 = min(segments, c0 + -(-(-(-(x1 + margin_x) // span) - c0) // step) * step)
     r0, r1 = max(0, y0 - margin_y) // mcu_h, min(rows, -(-(y1 + margin_y) // mcu_h))
     if (c0, c1, r0, r1) == (0, segments, 0, rows):
-        return data, (0, 0, width, height)
-    # Segment j is data[bound[j] + 2 : bound[j + 1]], each followed by a marker (RST, or EOI after the last one).
-    bound = np.empty(segments * rows + 1, np.int64)
-    bound[0], bound[1:-1], bound[-1] = scan - 2, scan + ff[rst], len(data) - 2
-    row = np.arange(r0, r1) * segments
-    first = bound[row + c0] + 2  # where each kept MCU row's first kept segment starts
-    stop = bound[row + c1] + 2  # after the marker following its last kept segment
-    out = bytearray().join([data[:scan], *(data[i:j] for i, j in zip(first.tolist(), stop.tolist()))])
+        return _Plan((0, 0, width, height), None)
     w, h = min(width, c1 * span) - c0 * span, min(height, r1 * mcu_h) - r0 * mcu_h
-    out[sof + 5 : sof + 9] = h.to_bytes(2, "big") + w.to_bytes(2, "big")
-    # Renumber the kept segments' markers in sequence; the last one ends the image.
-    moved = scan + np.cumsum(stop - first) - (stop - first) - first  # output offset minus input offset, per row
-    where = (moved[:, None] + bound[row[:, None] + np.arange(c0 + 1, c1 + 1)] + 1).ravel()
-    view = np.frombuffer(out, np.uint8)
-    view[where] = _RST + np.arange(len(where)) % 8
-    view[-1] = _EOI[1]
-    return out, (c0 * span, r0 * mcu_h, w, h)
+    cut = bytearray(header)
+    cut[sof + 5 : sof + 9] = h.to_bytes(2, "big") + w.to_bytes(2, "big")
+    row = np.arange(r0, r1) * segments
+    kept = (row[:, None] + np.arange(c0 + 1, c1 + 1)).ravel()
+    numbers = (_RST + np.arange(len(kept)) % 8).astype(np.uint8)
+    numbers[-1] = _EOI[1]
+    return _Plan((c0 * span, r0 * mcu_h, w, h), bytes(cut), segments * rows - 1, row + c0, row + c1,
+                 np.repeat(np.arange(r1 - r0), c1 - c0), kept, numbers)
 
 
 _last_header: tuple[bytes, tuple[int, ...]] = (b"", ())  # the frames of one video share their header bytes
