@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
+from slowfast.data import decode
 from slowfast.data.decode import DecodeConfig, decode_videos
+from slowfast.data.jpeg import cut_jpeg
 from slowfast.data.shards import FrameShards
 from tests.data.videos import make_video, read_index
 
@@ -110,12 +115,31 @@ def test_a_box_reads_the_whole_frames_pixels_under_it(shard_root, tmp_path, thre
             reader.read(vid, [0], box=(4, 4, 4, 9))
 
 
-def test_a_box_on_frames_smaller_than_the_manifest_says_is_an_error_not_garbage(tmp_path):
+@pytest.mark.parametrize("bigger", [True, False])
+def test_a_box_on_frames_of_another_size_than_the_manifest_says_is_an_error_not_garbage(tmp_path, bigger):
     root = tmp_path / "big"
     decode_videos({"c": make_video(tmp_path / "c.mp4", num_frames=4)}, root, DecodeConfig(short_side=64),
                   progress=False)
     manifest = json.loads((root / "manifest.json").read_text())
-    manifest["videos"]["c"]["height"] += 8
+    manifest["videos"]["c"]["height"] += 8 if bigger else -8
     (root / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="do not hold box"):
-        FrameShards(root).read("c", [0, 1], box=(40, 10, 80, 70))
+    for box in ((40, 10, 80, 50), (0, 0, 85, 56)):  # a cut, and the whole frame
+        with pytest.raises(ValueError, match="JPEG of 85x64 pixels, expected 85x%d" % (72 if bigger else 56)):
+            FrameShards(root).read("c", [0, 1], box=box)
+
+
+def test_shards_without_restart_markers_still_read_boxes_by_decoding_whole_frames(tmp_path, monkeypatch):
+    """Shards written before the codec had restart markers (plain Pillow JPEGs) stay valid."""
+    def plain_jpeg(rgb, quality):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+        return buf.getvalue()
+
+    monkeypatch.setattr(decode, "encode_jpeg", plain_jpeg)
+    decode_videos({"c": make_video(tmp_path / "c.mp4", num_frames=6)}, tmp_path / "old", DecodeConfig(short_side=64),
+                  progress=False)
+    reader = FrameShards(tmp_path / "old")
+    data = pq.read_table(next((tmp_path / "old" / "shards").iterdir())).column("jpeg")[0].as_py()
+    assert b"\xff\xdd" not in data and cut_jpeg(data, (33, 17, 70, 50)) is None  # no restart markers: no cut
+    whole = reader.read("c", [5, 0, 3])
+    np.testing.assert_array_equal(reader.read("c", [5, 0, 3], box=(33, 17, 70, 50)), whole[:, 17:50, 33:70])

@@ -86,6 +86,12 @@ def _decode(data: bytes | bytearray, out: np.ndarray | None = None) -> np.ndarra
     return rgb
 
 
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a JPEG :func:`cut_jpeg` can read the header of (None for others: decode them to know)."""
+    header = _header(data)
+    return None if header is None else (header[2], header[3])
+
+
 def cut_jpeg(data: bytes, box: Box) -> tuple[bytes | bytearray, tuple[int, int, int, int]] | None:
     """The JPEG to decode for the pixels under ``box`` and the region ``(x, y, width, height)`` of the full image it
     decodes to (``data`` itself and the whole image when the box needs all of it); None when the file cannot be cut

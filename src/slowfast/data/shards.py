@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from slowfast.data.decode import MANIFEST, SHARD_DIR, SHARD_NAME, load_manifest
-from slowfast.data.jpeg import Box, cut_jpeg, decode_jpeg
+from slowfast.data.jpeg import Box, cut_jpeg, decode_jpeg, jpeg_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +113,7 @@ class FrameShards:
 
         ``box=(x0, y0, x1, y1)`` (pixels, end-exclusive) returns only that part, ``read(...)[:, y0:y1, x0:x1]`` bit
         for bit, decoding only the JPEG blocks it needs (:mod:`slowfast.data.jpeg`): a training crop costs about half
-        of a whole frame. The result may then be a view into the slightly larger region decoded."""
+        of a whole frame. The result may be a view into a larger array."""
         entry = self._entry(video_id)
         wanted = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
         height, width = entry["height"], entry["width"]
@@ -157,23 +157,26 @@ class FrameShards:
                     raise RuntimeError(f"{shard}: row {row} holds frame {got}, manifest says {rows[row]}")
                 jobs.append((positions[got][0], data))
 
+        full = (entry["width"], entry["height"])
         cuts = [] if box is None else [cut_jpeg(data, box) for _, data in jobs]
         regions = {cut and cut[1] for cut in cuts}
         if len(regions) == 1 and None not in regions:  # every frame cut to the same region: decode into it, no copy
+            for _, data in jobs:
+                if jpeg_size(data) != full:
+                    raise ValueError(f"video {video_id!r}: JPEG of {'x'.join(map(str, jpeg_size(data)))} pixels, "
+                                     f"expected {full[0]}x{full[1]} (manifest)")
             rx, ry, rw, rh = regions.pop()
-            if not (rx <= x0 and y1 <= ry + rh and ry <= y0 and x1 <= rx + rw):
-                raise ValueError(f"video {video_id!r}: its JPEGs do not hold box {box} (region {rx},{ry} of "
-                                 f"{rw}x{rh} pixels); the manifest says {entry['width']}x{entry['height']}")
             buffer = np.empty((len(wanted), rh, rw, 3), np.uint8)
             out = buffer[:, y0 - ry : y1 - ry, x0 - rx : x1 - rx]
-            tasks = [(buffer[first], cut[0], None) for (first, _), cut in zip(jobs, cuts)]
-        else:
-            out = np.empty((len(wanted), height, width, 3), np.uint8)
-            tasks = [(out[first], data, box) for first, data in jobs]
+            tasks = [(buffer[first], cut[0]) for (first, _), cut in zip(jobs, cuts)]
+        else:  # whole frames (their size checked), then the box if any
+            buffer = np.empty((len(wanted), full[1], full[0], 3), np.uint8)
+            out = buffer if box is None else buffer[:, y0:y1, x0:x1]
+            tasks = [(buffer[first], data) for first, data in jobs]
 
-        def decode(part: list[tuple[np.ndarray, bytes, Box | None]]) -> None:
-            for target, data, crop in part:
-                decode_jpeg(data, out=target, box=crop)
+        def decode(part: list[tuple[np.ndarray, bytes]]) -> None:
+            for target, data in part:
+                decode_jpeg(data, out=target)
 
         threads = min(self.decode_threads, len(tasks))
         if threads > 1:  # one task per thread: a task per frame costs more in hand-offs than it gains
