@@ -111,6 +111,9 @@ def test_the_pillow_fallback_cuts_the_same_pixels_and_boxes_are_checked(monkeypa
         jpeg.decode_jpeg(data, out=np.zeros((33, 36, 3), np.uint8), box=box)
     with pytest.raises(ValueError, match="not inside the"):
         jpeg.decode_jpeg(data, box=(0, 0, 97, 10))
+    with pytest.raises(ValueError, match="not inside the"):
+        jpeg.decode_jpeg(data, box=(-3, 0, 20, 10))
+    np.testing.assert_array_equal(jpeg.decode_jpeg(data, box=list(box)), expected)  # any sequence of four ints
 
 
 def test_fast_jpeg_decoder_gives_pillows_pixels_and_writes_into_the_given_buffer(monkeypatch):

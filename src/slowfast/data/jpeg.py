@@ -100,7 +100,7 @@ def cut_jpeg(data: bytes, box: Box) -> tuple[bytes | bytearray, tuple[int, int, 
     if header is None:
         return None
     scan = header[1]
-    plan = _plan(data[:scan], box)
+    plan = _plan(data[:scan], tuple(int(v) for v in box))
     if plan is None or plan.header is None:
         return None if plan is None else (data, plan.region)
     a = np.frombuffer(data, np.uint8)
