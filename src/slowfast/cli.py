@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "presets": ("slowfast.models.presets", "list the model presets with their metadata"),
     "convert": ("slowfast.models.convert", "convert a PySlowFast / pytorchvideo / Caffe2 checkpoint"),
     "synthetic": ("slowfast.data.synthetic.release", "build and publish the embedded synthetic datasets"),
+    "datasets": ("slowfast.data.catalog", "the shipped real-dataset manifests: files, download and shard sizes"),
+    "params": ("slowfast.recipes", "write params.yaml for a real dataset: the paper's recipe scaled to your GPUs"),
     "decode": ("slowfast.data.decode", "decode a folder of videos once into Parquet frame shards"),
     "eval-ava": ("slowfast.metrics.ava", "AVA frame mAP@0.5 of a detections CSV, as the official evaluator"),
     "predict": ("slowfast.engine.predict", "top-5 classes of a video with a trained model"),

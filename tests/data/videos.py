@@ -53,8 +53,12 @@ def make_video(
     rotation: int | None = None,
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
+    options: dict[str, str] | None = None,
 ) -> Path:
-    """Encode ``num_frames`` coded frames; ``pts`` (in ``time_base``) gives a variable frame rate when set."""
+    """Encode ``num_frames`` coded frames; ``pts`` (in ``time_base``) gives a variable frame rate when set.
+
+    ``options`` replace the encoder's defaults here (x264 ``ultrafast``: no B-frames), e.g.
+    ``{"preset": "medium", "bframes": "3"}`` for the reordered streams real Kinetics files have."""
     path = Path(path)
     pix_fmt = {"mjpeg": "yuvj420p"}.get(codec, "yuv420p")
     with av.open(str(path), "w") as container:
@@ -66,6 +70,8 @@ def make_video(
             stream.options = {"qscale": "2"}
         elif codec == "libvpx-vp9":
             stream.options = {"crf": "15", "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        if options is not None:
+            stream.options = dict(options)
         if time_base is not None:
             stream.codec_context.time_base = time_base
             stream.time_base = time_base

@@ -12,16 +12,19 @@ Layouts (what the official distributions and the reference preparation scripts p
 
       <root>/annotations/{train,val,test}.csv
       <root>/{train,val,test}/<youtube_id>_<start:06d>_<end:06d>.mp4
+      <root>/replacement/replacement_for_corrupted_k400/<clip>.mp4   (optional; replaces the split's file)
 
 * Charades v1 (``Charades.zip`` annotations, ``Charades_v1_480.zip`` videos)::
 
-      <root>/Charades_v1_train.csv, Charades_v1_test.csv, Charades_v1_classes.txt
+      <root>/Charades_v1_train.csv, Charades_v1_test.csv, Charades_v1_classes.txt  (or <root>/Charades/..., as the
+                                                                                  zip extracts them)
       <root>/Charades_v1_480/<id>.mp4
 
-* AVA v2.x, as PySlowFast prepares it (``DATASET.md``: movies cut to the 15-minute segment starting at 900 s)::
+* AVA v2.x, as PySlowFast prepares it (``DATASET.md``: movies cut to the 15-minute segment starting at 900 s), or
+  the full movies as the CVDF mirror serves them (``video_start_sec=0``: ``videos/`` instead of ``videos_15min/``)::
 
       <root>/ava_file_names_trainval_v2.1.txt
-      <root>/videos_15min/<video_id>.{mkv,mp4,webm}
+      <root>/videos_15min/<video_id>.{mkv,mp4,webm}     (or <root>/videos/<video_id>.{mkv,mp4,webm})
       <root>/annotations/ava_{train,val}_v2.2.csv, ava_{train,val}_excluded_timestamps_v2.2.csv,
                          ava_action_list_v2.2_for_activitynet_2019.pbtxt
 """
@@ -144,27 +147,42 @@ class KineticsSource(_Source):
             out.append((clip_video_id(clip), index[clip.label]))
         return out
 
+    #: where the CVDF's ``replacement_for_corrupted_k400.tgz`` extracts: a clip found there replaces the split's file
+    REPLACEMENT_DIR = "replacement/replacement_for_corrupted_k400"
+
     def _video_dirs(self) -> list[tuple[Path, set[str] | None]]:
-        return [(self.root / s, {clip_video_id(c) for c in self.clips(s)}) for s in self.splits]
+        wanted = [(self.root / s, {clip_video_id(c) for c in self.clips(s)}) for s in self.splits]
+        replacement = self.root / self.REPLACEMENT_DIR
+        if replacement.is_dir():  # scanned last, so its files override the corrupted ones of the same clip
+            wanted.append((replacement, set().union(*(ids for _, ids in wanted))))
+        return wanted
 
 
 class CharadesSource(_Source):
     """Charades v1 in its official layout (see the module docstring); splits ``train`` and ``test``."""
 
     SPLITS = ("train", "test")
+    #: the folder the official ``Charades.zip`` extracts its annotation files into
+    ZIP_FOLDER = "Charades"
+
+    def _annotation(self, name: str) -> Path:
+        """``<root>/<name>``, else ``<root>/Charades/<name>`` (where ``Charades.zip`` puts it)."""
+        direct = self.root / name
+        return direct if direct.is_file() or not (self.root / self.ZIP_FOLDER / name).is_file() else (
+            self.root / self.ZIP_FOLDER / name)
 
     @functools.cache
     def videos(self, split: str) -> list[CharadesVideo]:
         if split not in self.SPLITS:
             raise ValueError(f"split {split!r}: allowed {', '.join(self.SPLITS)}")
-        return read_charades_csv(self.root / f"Charades_v1_{split}.csv")
+        return read_charades_csv(self._annotation(f"Charades_v1_{split}.csv"))
 
     @functools.cached_property
     def classes(self) -> list[str]:
-        return read_charades_classes(self.root / "Charades_v1_classes.txt")
+        return read_charades_classes(self._annotation("Charades_v1_classes.txt"))
 
     def _video_dirs(self) -> list[tuple[Path, set[str] | None]]:
-        ids = {v.id for s in self.SPLITS if (self.root / f"Charades_v1_{s}.csv").is_file() for v in self.videos(s)}
+        ids = {v.id for s in self.SPLITS if self._annotation(f"Charades_v1_{s}.csv").is_file() for v in self.videos(s)}
         return [(self.root / "Charades_v1_480", ids)]
 
 
@@ -192,6 +210,9 @@ class AvaSource(_Source):
             raise ValueError(f"video_start_sec: got {video_start_sec}; allowed: >= 0")
         self.video_start_sec = video_start_sec
         self.version = version
+        #: 15-minute segments (``video_start_sec`` > 0) are read from ``videos_15min/``, full movies as the CVDF
+        #: mirror serves them (``video_start_sec`` = 0) from ``videos/``
+        self.videos_dir = "videos_15min" if video_start_sec > 0 else "videos"
 
     def _annotation(self, name: str) -> Path:
         return self.root / "annotations" / name
@@ -235,4 +256,4 @@ class AvaSource(_Source):
         for split in self.SPLITS:
             if self._annotation(f"ava_{split}_{self.version}.csv").is_file():
                 wanted.update(self.boxes(split)["video_id"].astype(str))
-        return [(self.root / "videos_15min", wanted)]
+        return [(self.root / self.videos_dir, wanted)]
