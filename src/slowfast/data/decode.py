@@ -18,8 +18,9 @@ Rules (documented once, used by the decode stage, the benchmark and every direct
 * **Windows.** With ``windows[video_id] = [(start_s, end_s), ...]`` (seconds of the file) only target frames whose
   time lies in a window are stored (AVA keeps the clips around its keyframes:
   :func:`slowfast.data.sampling.keyframe_windows`); indices stay those of the full-rate timeline and
-  ``num_frames`` is the full timeline's length. The whole stream is still decoded (no seeking), which keeps the rule
-  above exact.
+  ``num_frames`` is the full timeline's length. When the first window starts late (AVA's full movies, from second
+  ~900) the decoder seeks to the keyframe before it and stops after the last window (:func:`seek_to_windows`): the
+  stored frames are the same as decoding from the start, and ``num_frames`` ends with the last window.
 * **Source checksum.** A fast content hash: sha256 over the file size and its first and last MiB. It changes when a
   file is replaced, re-encoded or truncated, without reading multi-GB movies on every re-run.
 * **Failures.** Missing, zero-byte, unreadable, audio-only and non-video files, decode errors and truncated streams
@@ -321,10 +322,25 @@ def _decode_video(video_id: str, path: Path, windows: Sequence[Window] | None, c
     size = None
     end = Fraction(0)
     k = -1
+    fps = Fraction(config.fps).limit_denominator(1_000_000)
+    frames, first, stop_after = container.decode(stream), 0, None
+    try:
+        sought = seek_to_windows(container, stream, windows, fps)
+    except av.FFmpegError:
+        sought = None
+    if sought is not None:
+        frames, first, stop_after = sought
+    elif windows and windows[0][0] >= SEEK_MIN_START_SEC:  # could not seek exactly: decode from the start
+        container.close()
+        container, stream = open_video(path, threads=threads)
+        frames = container.decode(stream)
+    stopped_early = False
     try:
         last_src = cached = None
-        fps = Fraction(config.fps).limit_denominator(1_000_000)
-        for k, frame, end in resample(container.decode(stream), fps, origin=stream_origin(stream)):
+        for k, frame, end in resample(frames, fps, origin=stream_origin(stream), first=first):
+            if stop_after is not None and k / fps > stop_after:
+                stopped_early, k = True, k - 1
+                break
             if not _in_windows(k / fps, windows):
                 continue
             if frame is not last_src:  # an up-sampled source frame is converted and encoded once
@@ -345,7 +361,7 @@ def _decode_video(video_id: str, path: Path, windows: Sequence[Window] | None, c
         writer.flush()
     if k < 0:
         raise VideoError("no decodable video frames")
-    if declared and end < config.min_coverage * declared:
+    if declared and not stopped_early and end < config.min_coverage * declared:
         raise VideoError(f"truncated: decoded {float(end):.2f} s of the declared {float(declared):.2f} s")
     if size is None:  # every frame fell outside the windows: nothing to read, but the timeline is known
         size = output_size(*coded_size, 0, config.short_side)
@@ -354,6 +370,52 @@ def _decode_video(video_id: str, path: Path, windows: Sequence[Window] | None, c
         "stored_frames": sum(r[3] for r in runs), "width": size[0], "height": size[1],
         "source_fps": float(rate) if rate else None, "runs": runs,
     }
+
+
+# ------------------------------------------------------------------------------------- seeking to late windows
+#: Windows that start this late are reached by seeking (AVA's full movies: the first keyframe is at second 902).
+SEEK_MIN_START_SEC = 30.0
+#: The seek aims this far before the first window, so that frames at the window's edge have their neighbours.
+SEEK_MARGIN_SEC = 2.0
+
+
+def seek_to_windows(container: Any, stream: Any, windows: Sequence[Window] | None, fps: Fraction
+                    ) -> tuple[Iterator[Any], int, Fraction] | None:
+    """Seek to the keyframe before the first window; return (frames from it, first target index, last window end).
+
+    The resampling rule stays exact: target frame ``k`` is the source frame nearest ``k / fps`` after the stream's
+    start time, and a seek to a keyframe at ``t0`` (time from the start) lets every target at or after ``t0`` see the
+    frames it chooses between (none before ``t0`` can be nearer). So resampling restarts at the first ``k`` with
+    ``k / fps >= t0``, with the same indices as decoding from the start, and stops after the last window, where the
+    stored timeline (``num_frames``) then ends. None (decode from the start) when there is nothing to gain (no
+    window later than :data:`SEEK_MIN_START_SEC`), when the container declares no start time (the timeline's origin
+    would be unknown after a seek), or when the seek lands after the first window or on frames without timestamps.
+    The container must then be reopened: it may have been moved.
+    """
+    if not windows or windows[0][0] < SEEK_MIN_START_SEC:
+        return None
+    origin = stream_origin(stream)
+    tb = _fraction(stream.time_base)
+    if origin is None or tb is None:
+        return None
+    start = Fraction(windows[0][0]).limit_denominator(1_000_000)
+    container.seek(int((origin + start - Fraction(SEEK_MARGIN_SEC)) / tb), stream=stream, backward=True,
+                   any_frame=False)
+    frames = container.decode(stream)
+    first_frame = next(frames, None)
+    if first_frame is None or first_frame.pts is None or first_frame.time_base is None:
+        return None
+    t0 = first_frame.pts * Fraction(first_frame.time_base) - origin
+    if t0 > start or t0 < 0:
+        return None
+    first = math.ceil(t0 * fps)
+    last_end = Fraction(max(end for _, end in windows)).limit_denominator(1_000_000)
+
+    def chained() -> Iterator[Any]:
+        yield first_frame
+        yield from frames
+
+    return chained(), first, last_end
 
 
 # ------------------------------------------------------------------------------------------ plan, chunks, merge
