@@ -108,10 +108,17 @@ zG7mx8KiavA.mp4 zlVkeKC6Ha8.mp4 ZosVdkY76FU.mkv zR725veL-DI.mkv ZxQn8HVmXsY.mkv
 #: downloaders of the mirror, e.g. HF-style loaders with ``range(242)`` / ``range(20)`` and ``NUM_TEST_PARTS = 39``).
 K400_PARTS = {"train": 242, "val": 20, "test": 39}
 
-# Storage model, measured with `python benchmarks/storage.py` (README "Disk"): JPEG bytes per stored frame at a
-# short side of 256 (4:3 frames, 341×256, quality 90, restart markers) for H.264 inputs; scaled with the frame area.
-SHARD_BYTES_PER_FRAME_256 = 17_800
-DECODE_FRAMES_PER_CORE_S_256 = 330.0  # decode + resize + JPEG encode, one core, frames stored per second
+# Storage model, measured with `python benchmarks/storage.py --sections shards` (README "Disk"): H.264 inputs
+# (libx264 preset medium, crf 23) of a textured moving scene, decoded by the decode stage on one core to a short side
+# of 256 px at 30 fps (JPEG quality 90, restart markers). Per input size: (shard bytes per stored frame, stored
+# frames per second per core, aspect ratio of the stored frame). Bytes are scaled with the stored frame's area for
+# other short sides; decode time is dominated by the input's decoding and scaled with the output area only for the
+# JPEG part (conservatively: all of it). Real footage has more detail than the benchmark scene: a plan, not a promise.
+SHARD_COST: dict[str, tuple[float, float, float]] = {
+    "340x256": (17_875, 782.0, 340 / 256),
+    "640x360": (26_472, 297.0, 16 / 9),
+    "1280x720": (31_464, 132.0, 16 / 9),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +134,7 @@ class Dataset:
     published_bytes: int | None  # total download as published (None: not published)
     published_note: str
     layout: str
+    typical_input: str = "640x360"  # the SHARD_COST row its videos resemble (an assumption, stated in the table)
 
 
 def _gb(x: float) -> int:
@@ -141,7 +149,8 @@ DATASETS: dict[str, Dataset] = {
         published_bytes=int(435 * 2**30),
         published_note="~435 GiB of tarballs, ~438 GiB extracted (third-party measurement; CVDF publishes no sizes)",
         layout="kinetics/annotations/{train,val,test}.csv, kinetics/{train,val,test}/<clip>.mp4, "
-               "kinetics/replacement/replacement_for_corrupted_k400/<clip>.mp4"),
+               "kinetics/replacement/replacement_for_corrupted_k400/<clip>.mp4",
+        typical_input="640x360"),  # YouTube clips, mostly 16:9 at 360p and above
     "kinetics600": Dataset(
         "kinetics600", "Kinetics-600 (CVDF mirror; annotations and tarball lists)", "kinetics600.yaml",
         (CVDF_KINETICS,), videos=None, stored_seconds_per_video=10.0, published_bytes=None,
@@ -153,13 +162,15 @@ DATASETS: dict[str, Dataset] = {
         videos=9_848, stored_seconds_per_video=30.0, published_bytes=_gb(13.0) + 3 * 10**6,
         published_note="13 GB videos + 3 MB annotations (the dataset page's link labels)",
         layout="charades/Charades/Charades_v1_{train,test}.csv, charades/Charades/Charades_v1_classes.txt, "
-               "charades/Charades_v1_480/<id>.mp4"),
+               "charades/Charades_v1_480/<id>.mp4",
+        typical_input="640x360"),  # scaled to 480p by the publisher
     "ava": Dataset(
         "ava", "AVA v2.2 (train+val movies of the CVDF mirror)", "ava.yaml", (CVDF_AVA, AVA_PAGE),
         # 299 movies; the decode stage keeps the keyframe windows, 902-1798 s plus half a clip each side
         videos=len(AVA_TRAINVAL_FILES), stored_seconds_per_video=900.0, published_bytes=None,
         published_note="not published (full movies, 1.5-2 h each)",
-        layout="ava/ava_file_names_trainval_v2.1.txt, ava/videos/<id>.{mkv,mp4,webm}, ava/annotations/ava_*_v2.2.*"),
+        layout="ava/ava_file_names_trainval_v2.1.txt, ava/videos/<id>.{mkv,mp4,webm}, ava/annotations/ava_*_v2.2.*",
+        typical_input="1280x720"),  # feature films
 }
 
 
@@ -290,19 +301,17 @@ def manifest_from_list(urls: list[str], dest_prefix: str, *, extract: bool = Tru
     return {"version": 1, "items": items}
 
 
-def storage_estimate(ds: Dataset, short_side: int, *, aspect: float = 4 / 3, fps: float = 30.0,
-                     even_frames_only: bool = False) -> dict[str, float | None]:
-    """Expected shard bytes and single-core decode hours of ``ds`` at ``short_side`` (bytes scale with the area).
-
-    ``even_frames_only`` halves the stored frames (``decode.frames.keep_every: 2``).
-    """
+def storage_estimate(ds: Dataset, short_side: int, *, fps: float = 30.0, keep_every: int = 1
+                     ) -> dict[str, float | None]:
+    """Expected stored frames, shard bytes and single-core decode hours of ``ds`` at ``short_side`` (see
+    :data:`SHARD_COST`); ``keep_every`` = 2 stores every second frame (``decode.frames.keep_every``)."""
     if ds.videos is None:
         return {"frames": None, "shard_bytes": None, "decode_core_hours": None}
-    frames = ds.videos * ds.stored_seconds_per_video * fps / (2 if even_frames_only else 1)
-    area = (short_side / 256) ** 2 * (aspect / (4 / 3))
-    per_frame = SHARD_BYTES_PER_FRAME_256 * area
-    return {"frames": frames, "shard_bytes": frames * per_frame,
-            "decode_core_hours": frames / (DECODE_FRAMES_PER_CORE_S_256 / area) / 3600}
+    bytes_256, frames_per_s, _ = SHARD_COST[ds.typical_input]
+    frames = ds.videos * ds.stored_seconds_per_video * fps / keep_every
+    area = (short_side / 256) ** 2
+    return {"frames": frames, "shard_bytes": frames * bytes_256 * area,
+            "decode_core_hours": frames / (frames_per_s / max(area, 1.0)) / 3600}
 
 
 def _human(n: float | None) -> str:
@@ -315,7 +324,7 @@ def _human(n: float | None) -> str:
     return str(n)
 
 
-def summary(manifest_dir: Path, short_side: int, *, even_frames_only: bool = False) -> list[dict[str, Any]]:
+def summary(manifest_dir: Path, short_side: int, *, fps: float = 30.0, keep_every: int = 1) -> list[dict[str, Any]]:
     """One row per shipped dataset: manifest, files, download size, expected shards and decode time."""
     from slowfast.data.download import load_manifest
 
@@ -323,13 +332,13 @@ def summary(manifest_dir: Path, short_side: int, *, even_frames_only: bool = Fal
     for name, ds in DATASETS.items():
         path = manifest_dir / ds.manifest
         manifest = load_manifest(path) if path.is_file() else None
-        est = storage_estimate(ds, short_side, even_frames_only=even_frames_only)
+        est = storage_estimate(ds, short_side, fps=fps, keep_every=keep_every)
         rows.append({
             "dataset": name, "manifest": str(path), "present": manifest is not None,
             "files": len(manifest.items) if manifest else None,
             "archives": sum(i.extract for i in manifest.items) if manifest else None,
             "download_bytes": ds.published_bytes, "download_note": ds.published_note,
-            "videos": ds.videos, "short_side": short_side, **est,
+            "videos": ds.videos, "typical_input": ds.typical_input, "short_side": short_side, **est,
         })
     return rows
 
@@ -367,21 +376,22 @@ def run(args: argparse.Namespace) -> int:
         keep_every = getattr(frames, "keep_every", 1)
     if args.short_side is not None:
         short_side = args.short_side
-    rows = summary(args.manifests, short_side, even_frames_only=keep_every == 2)
+    rows = summary(args.manifests, short_side, fps=fps, keep_every=keep_every)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"shards at short side {short_side} px, {fps:g} fps{', even frames only' if keep_every == 2 else ''}; "
-          f"{SHARD_BYTES_PER_FRAME_256 / 1000:.1f} KB/frame and {DECODE_FRAMES_PER_CORE_S_256:.0f} frames/s per "
-          "core at 256 px (benchmarks/storage.py), scaled with the frame area")
-    header = f"{'dataset':<12} {'files':>6} {'download':>10} {'videos':>8} {'shards':>9} {'decode':>12}  manifest"
+    print(f"shards at short side {short_side} px, {fps:g} fps" + (f", every {keep_every}nd frame" if keep_every > 1
+          else "") + "; per stored frame at 256 px (benchmarks/storage.py, H.264 input -> KB, frames/s per core): "
+          + ", ".join(f"{k} {b / 1000:.1f} KB {f:.0f}/s" for k, (b, f, _) in SHARD_COST.items()))
+    header = (f"{'dataset':<12} {'files':>6} {'download':>10} {'videos':>8} {'input':>9} {'shards':>9} {'decode':>13}"
+              "  manifest")
     print(header)
     for r in rows:
         hours = r["decode_core_hours"]
         decode = "-" if hours is None else f"{hours:,.0f} core-h"
         files = "-" if r["files"] is None else str(r["files"])
         videos = "-" if r["videos"] is None else f"{r['videos']:,}"
-        print(f"{r['dataset']:<12} {files:>6} {_human(r['download_bytes']):>10} {videos:>8} "
-              f"{_human(r['shard_bytes']):>9} {decode:>12}  {r['manifest']}{'' if r['present'] else ' (missing)'}")
+        print(f"{r['dataset']:<12} {files:>6} {_human(r['download_bytes']):>10} {videos:>8} {r['typical_input']:>9} "
+              f"{_human(r['shard_bytes']):>9} {decode:>13}  {r['manifest']}{'' if r['present'] else ' (missing)'}")
     print("download sizes: " + "; ".join(f"{r['dataset']}: {r['download_note']}" for r in rows))
     return 0
