@@ -45,6 +45,7 @@ def keyframes(source: AvaSource, shards: FrameShards, split: str, video_start_se
     for (video_id, timestamp), frame in boxes.groupby(["video_id", "timestamp"], sort=True):
         info = shards.info(video_id)
         index = min(frame_of_time(int(timestamp) - video_start_sec, info.fps), info.num_frames - 1)
+        index -= index % info.keep_every  # shards that keep every 2nd frame (decode.frames.keep_every)
         keys.append((str(video_id), int(timestamp)))
         images.append(shards.read(video_id, [index])[0])
         people.append(frame.drop_duplicates(["person_id"])[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))

@@ -46,6 +46,7 @@ from slowfast.data.sampling import (
     frame_of_time,
     generator_for,
     random_start,
+    stored_indices,
     uniform_starts,
 )
 from slowfast.data.shards import FrameShards
@@ -117,11 +118,13 @@ class _ClipDataset(Dataset):
             gen = generator_for(self.seed, self.epoch, index)
             idx = clip_indices(random_start(info.num_frames, self.sampling, info.fps, gen), info.num_frames,
                                self.sampling, info.fps)
+            idx = stored_indices(idx, info.keep_every, self.sampling, info.fps)
             view = random_view(info.height, info.width, self.transform, gen)
             return self._view_pathways(video_id, idx, view), torch.from_numpy(idx)
         clips, used = [], []
         for start in uniform_starts(info.num_frames, self.sampling, info.fps):
-            idx = clip_indices(start, info.num_frames, self.sampling, info.fps)
+            idx = stored_indices(clip_indices(start, info.num_frames, self.sampling, info.fps), info.keep_every,
+                                 self.sampling, info.fps)
             clips += self._views(self.shards.read(video_id, idx), crop_views(info.height, info.width,
                                                                              self.transform))
             used.append(idx)
@@ -220,7 +223,8 @@ class AvaDataset(_ClipDataset):
         video_id, timestamp, coords, labels = self.keyframes[index]
         info = self.shards.info(video_id)
         center = frame_of_time(timestamp - self.video_start_sec, info.fps)
-        idx = centered_indices(center, info.num_frames, self.sampling, info.fps)
+        idx = stored_indices(centered_indices(center, info.num_frames, self.sampling, info.fps), info.keep_every,
+                             self.sampling, info.fps)
         if self.train:
             view = random_view(info.height, info.width, self.transform,
                                generator_for(self.seed, self.epoch, index))

@@ -97,6 +97,10 @@ class DecodeConfig:
     row_group_frames: int = 32
     videos_per_task: int = 16
     min_coverage: float = 0.9
+    #: store only target frames k with k % keep_every == 0. Every preset's Fast pathway reads every 2nd frame at
+    #: 30 fps (τ/α = 2) and its Slow pathway every τ-th, so 2 halves disk and JPEG encoding with the samplers
+    #: aligning their windows to stored frames (:func:`slowfast.data.sampling.stored_indices`). Default 1: all.
+    keep_every: int = 1
 
     def __post_init__(self) -> None:
         require(0 < self.fps <= 1000, "fps", f"got {self.fps}, allowed: 0 < fps <= 1000")
@@ -107,6 +111,7 @@ class DecodeConfig:
                 f"got {self.row_group_frames}, allowed: 1..4096")
         require(self.videos_per_task >= 1, "videos_per_task", f"got {self.videos_per_task}, allowed: >= 1")
         require(0 <= self.min_coverage <= 1, "min_coverage", f"got {self.min_coverage}, allowed: 0..1")
+        require(1 <= self.keep_every <= 16, "keep_every", f"got {self.keep_every}, allowed: 1..16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,7 +346,7 @@ def _decode_video(video_id: str, path: Path, windows: Sequence[Window] | None, c
             if stop_after is not None and k / fps > stop_after:
                 stopped_early, k = True, k - 1
                 break
-            if not _in_windows(k / fps, windows):
+            if k % config.keep_every or not _in_windows(k / fps, windows):
                 continue
             if frame is not last_src:  # an up-sampled source frame is converted and encoded once
                 if size is None:
@@ -369,6 +374,7 @@ def _decode_video(video_id: str, path: Path, windows: Sequence[Window] | None, c
         "video_id": video_id, "path": str(path), "fps": config.fps, "num_frames": k + 1,
         "stored_frames": sum(r[3] for r in runs), "width": size[0], "height": size[1],
         "source_fps": float(rate) if rate else None, "runs": runs,
+        **({"keep_every": config.keep_every} if config.keep_every != 1 else {}),
     }
 
 
@@ -502,6 +508,8 @@ def _params_key(config: DecodeConfig, windows: Sequence[Window] | None) -> str:
     params = {"version": FORMAT_VERSION, "fps": config.fps, "short_side": config.short_side,
               "jpeg_quality": config.jpeg_quality,
               "windows": None if windows is None else [[float(a), float(b)] for a, b in windows]}
+    if config.keep_every != 1:  # absent by default, so shards written before the option keep their key
+        params["keep_every"] = config.keep_every
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 

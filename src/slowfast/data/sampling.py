@@ -105,6 +105,24 @@ def keyframe_windows(keyframes: Mapping[str, Iterable[int]], config: SamplingCon
     return windows
 
 
+def stored_indices(indices: np.ndarray, keep_every: int, config: SamplingConfig, video_fps: float) -> np.ndarray:
+    """Align a clip to shards that keep every ``keep_every``-th frame (``decode.frames.keep_every``).
+
+    Each index is moved back to the stored frame at or before it. With a Fast stride (τ/α in the video's frames)
+    that ``keep_every`` divides, this shifts the whole window to the previous stored start (at most
+    ``keep_every - 1`` frames earlier) and leaves its spacing alone, so the pathways see frames of the same clip
+    geometry: training windows start on multiples of ``keep_every`` only, test and AVA windows move back by less
+    than one stored frame, and a window clamped at the video's end repeats the last stored frame.
+    """
+    if keep_every == 1:
+        return indices
+    stride = config.stride(video_fps)
+    if abs(stride / keep_every - round(stride / keep_every)) > 1e-9:
+        raise ValueError(f"decode.frames.keep_every {keep_every} does not divide the Fast pathway's stride "
+                         f"{stride:g} frames: its frames were not stored; decode again with keep_every 1")
+    return indices - indices % keep_every
+
+
 def generator_for(seed: int, epoch: int, index: int) -> torch.Generator:
     """A generator determined by (seed, epoch, index) only, the same in any process or worker."""
     state = np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, index]).generate_state(2, dtype=np.uint32)

@@ -43,6 +43,7 @@ class VideoInfo:
     width: int
     source_fps: float | None
     path: str
+    keep_every: int = 1  # only frames k with k % keep_every == 0 are stored (decode.frames.keep_every)
 
 
 class FrameShards:
@@ -84,7 +85,7 @@ class FrameShards:
     def info(self, video_id: str) -> VideoInfo:
         e = self._entry(video_id)
         return VideoInfo(video_id, e["fps"], e["num_frames"], e["stored_frames"], e["height"], e["width"],
-                         e.get("source_fps"), e["path"])
+                         e.get("source_fps"), e["path"], e.get("keep_every", 1))
 
     def _entry(self, video_id: str) -> dict[str, Any]:
         try:
