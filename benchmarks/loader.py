@@ -20,7 +20,9 @@ where a row says so:
 * ``jpeg``: the frame codec options (Pillow/libjpeg-turbo vs PyAV's mjpeg encoder) and decoders (Pillow vs the
   shards' ``decode_jpeg``: simplejpeg, same libjpeg-turbo without Pillow's layers): ms per frame, bytes, PSNR;
 * ``row_groups``: ms to read one clip for several Parquet row-group sizes;
-* ``memory``: the decode stage's peak RSS (fresh process) for few/many and short/long videos.
+* ``memory``: the decode stage's peak RSS (fresh process) for few/many and short/long videos;
+* ``keep_every``: shards of every frame vs every 2nd frame (``decode.frames.keep_every: 2``): stored frames, shard
+  MB, single-core decode CPU seconds, and training-clip loading (clips/s, CPU ms per clip) from each.
 
     python benchmarks/loader.py [--videos 4] [--seconds 10] [--clips 24] [--repeats 3] [--decode-videos 24]
                                 [--sections loader,...] [--json]
@@ -265,7 +267,41 @@ def peak_rss_mb(sources: dict[str, Path], out: Path, shard_bytes: int = 16 * 2**
     return int(res.stdout.strip().splitlines()[-1]) / 1024
 
 
-SECTIONS = ("loader", "decode", "transform", "jpeg", "row_groups", "memory")
+SECTIONS = ("loader", "decode", "transform", "jpeg", "row_groups", "memory", "keep_every")
+
+
+def keep_every_section(sources: dict[str, Path], tmp: Path, records: list[tuple[str, int]], clips: int,
+                       repeats: int) -> list[dict]:
+    """Shards of every frame vs every 2nd frame (``decode.frames.keep_every``): bytes, single-core decode CPU time
+    and training-clip loading (SlowFast 8×8 clips, 0 workers, alternating rounds)."""
+    import dataclasses
+
+    from slowfast.data import decode as decode_module
+
+    rows, datasets = [], {}
+    for keep in (1, 2):
+        out = tmp / f"keep{keep}"
+        plan = decode_module.plan_decode(sources, out, DecodeConfig(keep_every=keep, videos_per_task=1))
+        cpu = time.process_time()
+        results = [decode_module.decode_chunk(dataclasses.replace(c, threads=1)) for c in plan.chunks]
+        cpu = time.process_time() - cpu
+        decode_module.merge_decode(plan, results, progress=False)
+        reader = FrameShards(out)
+        stored = sum(reader.info(v).stored_frames for v in sources)
+        rows.append({"keep_every": keep, "stored_frames": stored,
+                     "shard_MB": round(sum(p.stat().st_size for p in (out / "shards").iterdir()) / 1e6, 2),
+                     "decode_cpu_s": round(cpu, 2)})
+        datasets[keep] = KineticsDataset(reader, records, sampling=SAMPLING, transform=TRANSFORM, pack=PACK,
+                                         train=True)
+    rounds = {1: [], 2: []}
+    for _ in range(repeats):
+        for keep in (1, 2):
+            rounds[keep].append(clips_per_second(datasets[keep], clips, 0))
+    for row in rows:
+        runs = rounds[row["keep_every"]]
+        row["clips_per_s"] = round(statistics.median(r[0] for r in runs), 2)
+        row["cpu_ms_per_clip"] = round(statistics.median(r[1] for r in runs), 1)
+    return rows
 
 
 def main() -> int:
@@ -348,6 +384,9 @@ def main() -> int:
                 groups.append({"row_group_frames": rows,
                                "ms_per_clip_read": round((time.perf_counter() - start) / len(starts) * 1e3, 2)})
             results["row_groups"] = groups
+
+        if "keep_every" in sections:
+            results["keep_every"] = keep_every_section(sources, tmp, records, args.clips, args.repeats)
 
         if "memory" in sections:
             memory = []
