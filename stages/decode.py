@@ -2,7 +2,7 @@
 
 Kinetics and Charades videos are decoded whole; for AVA only the windows around the annotated keyframes are
 decoded (each keyframe's clip span, T·τ frames at the target fps, plus a margin), which is all that training and
-testing read. Videos that cannot be decoded become failure records (``OUT/failures.json``) and the rest finish.
+testing read; in full movies (``ava.video_start_sec: 0``) the decoder seeks to them. Videos that cannot be decoded become failure records (``OUT/failures.json``) and the rest finish.
 
     python -m stages.decode --dataset kinetics --raw data/raw/kinetics --out data/shards/kinetics \
         --metrics reports/decode_kinetics.json
@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None, *, map_chunks: ChunkMapper | None = None
     by default in ``decode.workers`` processes."""
     args, params = stage_args(__doc__, ["raw", "out", "metrics"], argv,
                               extra=lambda p: p.add_argument("--dataset", required=True, choices=sorted(SOURCES)))
-    source = SOURCES[args.dataset](args.raw)
+    if args.dataset == "ava":  # the stored segment's start decides both the videos' folder and the windows
+        source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
+    else:
+        source = SOURCES[args.dataset](args.raw)
     videos = source.video_paths()
     windows = None
     if args.dataset == "ava":

@@ -94,3 +94,46 @@ def test_windows_near_the_start_decode_from_the_start(tmp_path):
     container, stream = decode.open_video(movie)
     with container:
         assert decode.seek_to_windows(container, stream, [(2.0, 4.0)], Fraction(30)) is None
+
+
+def test_the_decode_stage_reads_full_ava_movies_from_videos_and_stores_only_their_keyframe_windows(
+        long_movie, tmp_path, monkeypatch):
+    """The workflow as DVC runs it: `python -m stages.decode --dataset ava` on a movie as the CVDF mirror serves it
+    (`ava/videos/<id>.mkv`, annotated from second 902) with `ava.video_start_sec: 0`."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    raw = tmp_path / "raw" / "ava"
+    (raw / "videos").mkdir(parents=True)
+    (raw / "annotations").mkdir()
+    shutil.copy(long_movie, raw / "videos" / "movie.mkv")
+    (raw / "annotations" / "ava_train_v2.2.csv").write_text("movie,0902,0.1,0.1,0.5,0.9,12,0\n")
+    (raw / "annotations" / "ava_val_v2.2.csv").write_text("movie,0903,0.1,0.1,0.5,0.9,12,0\n")
+    (raw / "annotations" / "ava_action_list_v2.2_for_activitynet_2019.pbtxt").write_text(
+        'item {\n  name: "stand"\n  id: 12\n}\n')
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["ava"]["video_start_sec"] = 0
+    params["decode"]["frames"]["short_side"] = 32
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = subprocess.run([sys.executable, "-m", "stages.decode", "--dataset", "ava", "--raw", str(raw), "--out",
+                    str(tmp_path / "shards"), "--metrics", str(tmp_path / "m.json"), "--params",
+                    str(tmp_path / "params.yaml")], cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "m.json").read_text())["decoded"] == 1
+    stored = _stored(tmp_path / "shards")
+    assert 902 * 30 in stored and 903 * 30 in stored
+    assert min(stored) > 899 * 30 and max(stored) < 906 * 30, "only the windows around the keyframes"
+    windows = json.loads((tmp_path / "shards" / "manifest.json").read_text())["videos"]["movie"]
+    config = DecodeConfig(fps=30, short_side=32)
+    lo, hi = min(stored) / 30, max(stored) / 30
+    reference = _decode_from_start(monkeypatch, {"movie": long_movie}, tmp_path / "ref", config,
+                                   windows={"movie": [(lo - 1e-9, hi + 1e-9)]}, progress=False)
+    assert reference.decoded == ["movie"] and windows["num_frames"] == max(stored) + 1
+    assert _stored(tmp_path / "ref") == stored, "the frames decoding from the start stores"
