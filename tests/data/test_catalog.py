@@ -204,3 +204,36 @@ def test_from_list_turns_a_published_url_list_into_an_extracting_manifest(tmp_pa
     manifest = load_manifest(out)
     assert [i.dest for i in manifest.items] == ["kinetics/train/pull ups.tar.gz", "kinetics/train/squat.tar.gz"]
     assert all(i.extract for i in manifest.items)
+
+
+def test_the_download_stage_fetches_the_shipped_charades_manifest_into_the_charades_layout(tmp_path):
+    """As DVC runs it: `python -m stages.download` with download.manifest = the shipped file, its two URLs pointed
+    at tiny archives with the real member paths (everything else of the file unchanged)."""
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    src.mkdir()
+    header = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
+    _zip(src / "Charades.zip", {"Charades/Charades_v1_train.csv": (header + "AAAAA,s,k,6,7,Yes,s,o,d,,10\n").encode(),
+                                "Charades/Charades_v1_test.csv": header.encode(),
+                                "Charades/Charades_v1_classes.txt": b"c000 Holding some clothes\n"})
+    _zip(src / "Charades_v1_480.zip", {"Charades_v1_480/AAAAA.mp4": b"v"})
+    text = (MANIFESTS / "charades.yaml").read_text()
+    base = "https://ai2-public-datasets.s3-us-west-2.amazonaws.com/charades/"
+    assert text.count(base) == 2
+    manifest = tmp_path / "charades.yaml"
+    manifest.write_text(text.replace(base, f"file://{src}/"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["download"]["manifest"] = str(manifest)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = subprocess.run([sys.executable, "-m", "stages.download", "--out", str(tmp_path / "raw"), "--metrics",
+                           str(tmp_path / "m.json"), "--failures", str(tmp_path / "f.json"), "--params",
+                           str(tmp_path / "params.yaml")], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert (metrics["items"], metrics["extracted"], metrics["failures"]) == (2, 2, 0)
+    source = CharadesSource(tmp_path / "raw" / "charades")
+    assert source.classes == ["Holding some clothes"] and list(source.video_paths()) == ["AAAAA"]
