@@ -70,3 +70,11 @@ def test_the_written_file_runs_as_params_yaml_with_comments_saying_how_it_was_ma
     p = load_params(out)
     assert p.tracking.experiment == "slowfast"  # sections the recipes leave alone come from the base file
     assert p.synthetic.kinetics.num_classes == 10
+
+
+def test_applying_the_recipes_again_to_their_own_output_changes_nothing(tmp_path):
+    code, first = _write(tmp_path, "--gpus", "8")
+    assert code == 0
+    again = tmp_path / "again.yaml"
+    assert cli_main(["params", *map(str, RECIPES), "--base", str(first), "--out", str(again), "--gpus", "8"]) == 0
+    assert yaml.safe_load(again.read_text()) == yaml.safe_load(first.read_text())
