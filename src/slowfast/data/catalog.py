@@ -122,7 +122,7 @@ SHARD_COST: dict[str, tuple[float, float, float]] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Dataset:
+class RealDataset:
     """One downloadable dataset: its manifest, what it is, and the numbers for planning disk."""
 
     name: str
@@ -141,8 +141,8 @@ def _gb(x: float) -> int:
     return int(x * 1e9)
 
 
-DATASETS: dict[str, Dataset] = {
-    "kinetics400": Dataset(
+DATASETS: dict[str, RealDataset] = {
+    "kinetics400": RealDataset(
         "kinetics400", "Kinetics-400 (CVDF mirror)", "kinetics400.yaml", (CVDF_KINETICS,),
         # train 240,258 + val 19,881 + test 38,685 clips present in the tarballs (third-party count of the mirror)
         videos=240_258 + 19_881 + 38_685, stored_seconds_per_video=10.0,
@@ -151,12 +151,12 @@ DATASETS: dict[str, Dataset] = {
         layout="kinetics/annotations/{train,val,test}.csv, kinetics/{train,val,test}/<clip>.mp4, "
                "kinetics/replacement/replacement_for_corrupted_k400/<clip>.mp4",
         typical_input="640x360"),  # YouTube clips, mostly 16:9 at 360p and above
-    "kinetics600": Dataset(
+    "kinetics600": RealDataset(
         "kinetics600", "Kinetics-600 (CVDF mirror; annotations and tarball lists)", "kinetics600.yaml",
         (CVDF_KINETICS,), videos=None, stored_seconds_per_video=10.0, published_bytes=None,
         published_note="not published; the tarballs are listed in k600_<split>_path.txt (--from-list)",
         layout="kinetics/annotations/{train,val,test}.csv, kinetics/lists/k600_<split>_path.txt"),
-    "charades": Dataset(
+    "charades": RealDataset(
         "charades", "Charades v1, 480p", "charades.yaml", (CHARADES_PAGE,),
         # 9,848 videos of ~30 s on average (Sigurdsson et al., ECCV 2016; the dataset page)
         videos=9_848, stored_seconds_per_video=30.0, published_bytes=_gb(13.0) + 3 * 10**6,
@@ -164,7 +164,7 @@ DATASETS: dict[str, Dataset] = {
         layout="charades/Charades/Charades_v1_{train,test}.csv, charades/Charades/Charades_v1_classes.txt, "
                "charades/Charades_v1_480/<id>.mp4",
         typical_input="640x360"),  # scaled to 480p by the publisher
-    "ava": Dataset(
+    "ava": RealDataset(
         "ava", "AVA v2.2 (train+val movies of the CVDF mirror)", "ava.yaml", (CVDF_AVA, AVA_PAGE),
         # 299 movies; the decode stage keeps the keyframe windows, 902-1798 s plus half a clip each side
         videos=len(AVA_TRAINVAL_FILES), stored_seconds_per_video=900.0, published_bytes=None,
@@ -301,7 +301,7 @@ def manifest_from_list(urls: list[str], dest_prefix: str, *, extract: bool = Tru
     return {"version": 1, "items": items}
 
 
-def storage_estimate(ds: Dataset, short_side: int, *, fps: float = 30.0, keep_every: int = 1
+def storage_estimate(ds: RealDataset, short_side: int, *, fps: float = 30.0, keep_every: int = 1
                      ) -> dict[str, float | None]:
     """Expected stored frames, shard bytes and single-core decode hours of ``ds`` at ``short_side`` (see
     :data:`SHARD_COST`); ``keep_every`` = 2 stores every second frame (``decode.frames.keep_every``)."""
