@@ -85,7 +85,7 @@ def _describe_fields(row: list[str], allowed: tuple[int, ...]) -> str:
     return f"{n} fields, expected {expected}"
 
 
-def _csv_rows(path: PathLike, allowed: tuple[int, ...]) -> tuple[list[list[str]], np.ndarray]:
+def csv_rows(path: PathLike, allowed: tuple[int, ...]) -> tuple[list[list[str]], np.ndarray]:
     """Rows of a headerless CSV as Python's ``csv`` module (the official evaluator's reader) splits them, with their
     1-based line numbers; blank lines are skipped, and a row with a number of fields not in ``allowed`` fails naming
     the file, the line and what was found."""
@@ -161,7 +161,7 @@ def _read_boxes(path: PathLike, *, detections: bool, keyframe_rows: bool) -> tup
     # The official reader takes rows of 7 or 8 fields (7: score 1.0); a detection without its score is a malformed
     # submission here. The 2020 evaluator's ground truth also lists keyframes without actions as 2-field rows.
     allowed = (8,) if detections else ((2, 7, 8) if keyframe_rows else (7, 8))
-    rows, lines = _csv_rows(path, allowed)
+    rows, lines = csv_rows(path, allowed)
     short = np.array([len(r) == 2 for r in rows], dtype=bool)
     keyframes = _keyframes(path, [r for r, s in zip(rows, short) if s], lines[short])
     rows, lines = [r + [""] * (8 - len(r)) for r, s in zip(rows, short) if not s], lines[~short]
@@ -297,7 +297,7 @@ def write_label_map(label_map: Mapping[int, str], path: PathLike) -> None:
 
 def read_exclusions(path: PathLike) -> set[tuple[str, int]]:
     """Read an excluded-timestamps CSV (``video_id,timestamp`` rows) into a set of ``(video_id, timestamp)``."""
-    rows, lines = _csv_rows(path, (2,))
+    rows, lines = csv_rows(path, (2,))
     return _keyframes(path, rows, lines)
 
 
