@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{'command':<26} {'runs':>4} {'min s':>7} {'median s':>9} {'max s':>7}   ({' '.join(base)})")
     for row in rows:
-        print(f"{row['command']:<26} {row['runs']:>4} {row['min_s']:>7.3f} {row['median_s']:>9.3f} {row['max_s']:>7.3f}")
+        print(f"{row['command']:<26} {row['runs']:>4} {row['min_s']:>7.3f} {row['median_s']:>9.3f} "
+              f"{row['max_s']:>7.3f}")
     return 0
 
 

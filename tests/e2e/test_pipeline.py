@@ -111,8 +111,8 @@ def test_dvc_repro_runs_every_stage_tracks_them_and_a_second_repro_is_a_no_op(pi
     # The published detections file, scored by the CLI as a user would, gives the stage's mAP.
     annotations = repo / "data/raw/ava/annotations"
     scored = subprocess.run(
-        [sys.executable, "-m", "slowfast.cli", "eval-ava", "--json",
-         "--groundtruth", annotations / "ava_val_v2.2.csv", "--detections", repo / "reports/evaluate_ava/detections.csv",
+        [sys.executable, "-m", "slowfast.cli", "eval-ava", "--json", "--groundtruth", annotations / "ava_val_v2.2.csv",
+         "--detections", repo / "reports/evaluate_ava/detections.csv",
          "--labelmap", annotations / "ava_action_list_v2.2_for_activitynet_2019.pbtxt",
          *(["--exclusions", ex] if (ex := annotations / "ava_val_excluded_timestamps_v2.2.csv").is_file() else [])],
         capture_output=True, text=True, env=env, cwd=repo, check=True,
