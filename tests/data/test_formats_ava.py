@@ -108,6 +108,13 @@ def test_2020_ground_truth_lists_keyframes_without_actions_and_2019_rejects_them
     well_formed = tmp_path / "gt.csv"
     well_formed.write_text("vid,0902,0.1,0.2,0.3,0.4,7,1\n")
     assert read_ava_groundtruth(well_formed, protocol="activitynet-2020")[1] == set()
+    # 8-field and 2-field rows only: the fast reader's path, which must agree with the line-tracking one.
+    well_formed.write_text("vid,0902,0.1,0.2,0.3,0.4,7,1\nvid,0903\n\"q,1\",0904\nvid,0905,0.1,0.2,0.3,0.4,9,2\n")
+    boxes, keyframes = read_ava_groundtruth(well_formed, protocol="activitynet-2020")
+    assert boxes["timestamp"].tolist() == [902, 905] and keyframes == {("vid", 903), ("q,1", 904)}
+    well_formed.write_text("vid,0903\nvid,0904\n")
+    boxes, keyframes = read_ava_groundtruth(well_formed, protocol="activitynet-2020")
+    assert len(boxes) == 0 and keyframes == {("vid", 903), ("vid", 904)}
     path.write_text("vid,0902,0.1,0.2,0.3,0.4,7,1\nvid,09x3\n")
     with pytest.raises(ValueError, match=r"gt2020\.csv: line 2: timestamp '09x3'"):
         read_ava_groundtruth(path, protocol="activitynet-2020")
