@@ -75,3 +75,38 @@ def test_plain_float64_argsort_orders_ties_differently_where_numpy_uses_simd():
 def test_legacy_argsort_rejects_arrays_that_are_not_one_dimensional():
     with pytest.raises(ValueError, match="1-D"):
         legacy_argsort(np.zeros((2, 2)))
+
+
+GENERIC_FLOAT64 = """
+import json, sys
+import numpy as np
+from slowfast.metrics.sorting import introsort_argsort, legacy_argsort, probes
+rng = np.random.default_rng(11)
+cases = [*probes(), *(rng.integers(0, k, n) / 4 for n in (17, 40, 333, 5000) for k in (2, 9, 120))]
+print(json.dumps({
+    "float64_generic": all(np.array_equal(np.argsort(c), introsort_argsort(c)) for c in cases),
+    "legacy_equals_float64": all(np.array_equal(np.argsort(c), legacy_argsort(c)) for c in cases),
+    "pinned": np.argsort(np.array(%r)).tolist(),
+}))
+""" % (KEYS_1_23,)
+
+
+def test_with_simd_sorts_disabled_numpys_float64_argsort_is_the_order_we_reproduce():
+    """numpy's runtime dispatch can be told to skip the AVX2/AVX-512 kernels: float64 argsort then takes the generic
+    introsort, which must give numpy 1.23's pinned permutation and equal legacy_argsort on tie-heavy arrays."""
+    import json
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the SIMD sort kernels switched off here are x86 ones")
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"}
+    proc = subprocess.run([sys.executable, "-c", GENERIC_FLOAT64], env=env, capture_output=True, text=True,
+                          timeout=300)
+    if proc.returncode != 0:
+        pytest.skip(f"this numpy does not accept NPY_DISABLE_CPU_FEATURES: {proc.stderr.strip()[-200:]}")
+    result = json.loads(proc.stdout)
+    assert result["pinned"] == ARGSORT_1_23
+    assert result["float64_generic"] and result["legacy_equals_float64"]
