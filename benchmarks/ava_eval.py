@@ -11,12 +11,20 @@ index, see tests/metrics/ava_reference.py):
 Prints a table, or one JSON object with --json.
 
     python benchmarks/ava_eval.py [--keyframes 1000] [--per-keyframe 100] [--repeats 3] [--score-decimals 4] [--json]
+
+``--whole-process`` times what a user waits for instead: ``slowfast eval-ava`` as a process (start-up, reading the
+CSVs, evaluating) against a process running the official-structure reference on the same files (its reading phase
+is the official ``csv``/``heapq`` reader), with an exclusions file, as the official evaluator is run on AVA val.
+AVA-val size (the official evaluator takes ~110 s there):
+
+    python benchmarks/ava_eval.py --whole-process --keyframes 24000 --per-keyframe 29 --score-decimals 4 --repeats 1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,13 +72,15 @@ def synthetic(
     )
 
 
-def per_keyframe_numpy_evaluate(groundtruth, detections, label_map):
+def per_keyframe_numpy_evaluate(groundtruth, detections, label_map, exclusions=frozenset()):
     """The official evaluator's cost structure, for timing: per keyframe, numpy arrays; per class id 1..max id, boolean
     masks, an IoU matrix, argmax and a loop over that class's detections; per class, numpy precision/recall/AP.
     (Consumes :func:`reference_read`'s output; the result must equal the other two.)"""
     num_classes = max(label_map)
     num_gt = np.zeros(num_classes + 1, dtype=int)
     gt_arrays = {}
+    groundtruth = {k: v for k, v in groundtruth.items() if k not in exclusions}
+    detections = {k: v for k, v in detections.items() if k not in exclusions}
     for key, listed in groundtruth.items():
         labels = np.array([t[1] for t in listed], dtype=int)
         gt_arrays[key] = (np.array([t[2:] for t in listed], dtype=float), labels)
@@ -113,7 +123,8 @@ def per_keyframe_numpy_evaluate(groundtruth, detections, label_map):
             ap[c - 1] = 0.0
             continue
         scores, tp = np.concatenate(scores_per_class[c]), np.concatenate(tp_per_class[c]).astype(int)
-        ranked = tp[np.argsort(scores)[::-1]]
+        # numpy's generic introsort, as under the numpy <= 1.23 the evaluator runs on (same cost as its float sort).
+        ranked = tp[np.argsort(scores.astype(np.longdouble))[::-1]]
         cum_tp, cum_fp = np.cumsum(ranked), np.cumsum(1 - ranked)
         precision = np.concatenate([[0], cum_tp / (cum_tp + cum_fp), [0]])
         recall = np.concatenate([[0], cum_tp / num_gt[c], [1]])
@@ -133,7 +144,65 @@ def best_of(repeats: int, fn) -> tuple[float, object]:
     return min(times), out
 
 
+def reference_process(gt_path: str, det_path: str, map_path: str, exclusions_path: str) -> int:
+    """Entry point of the reference process: read like the official evaluator, evaluate with its structure."""
+    from slowfast.data.formats.ava import read_label_map
+
+    label_map = read_label_map(map_path)
+    with open(exclusions_path, newline="") as fh:
+        excluded = {(v, int(t)) for v, t in (line.strip().split(",") for line in fh if line.strip())}
+    groundtruth, detections = reference_read(gt_path, det_path, label_map)
+    print(json.dumps({"mAP": per_keyframe_numpy_evaluate(groundtruth, detections, label_map, excluded)}))
+    return 0
+
+
+def whole_process(args: argparse.Namespace) -> int:
+    gt, det, label_map = synthetic(args.keyframes, args.per_keyframe, args.seed, args.score_decimals)
+    with tempfile.TemporaryDirectory() as tmp:
+        gt_path, det_path, map_path = Path(tmp, "gt.csv"), Path(tmp, "det.csv"), Path(tmp, "map.pbtxt")
+        ex_path = Path(tmp, "exclusions.csv")
+        write_ava_csv(gt, gt_path)
+        # Scores as written by PySlowFast (4 decimals when --score-decimals 4), boxes with 3.
+        write_ava_csv(det, det_path)
+        write_label_map(label_map, map_path)
+        keys = gt[["video_id", "timestamp"]].drop_duplicates().to_numpy()[:: max(1, args.keyframes // 50)]
+        ex_path.write_text("".join(f"{v},{int(t):04d}\n" for v, t in keys))
+        files = [str(gt_path), str(det_path), str(map_path), str(ex_path)]
+        ours_cmd = [sys.executable, "-m", "slowfast.cli", "eval-ava", "--groundtruth", files[0], "--detections",
+                    files[1], "--labelmap", files[2], "--exclusions", files[3], "--json"]
+        ref_cmd = [sys.executable, str(Path(__file__).resolve()), "--reference-process", *files]
+
+        def timed(cmd: list[str]) -> tuple[float, float]:
+            best, value = float("inf"), float("nan")
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+                best = min(best, time.perf_counter() - start)
+                value = json.loads(out)["mAP"]
+            return best, value
+
+        t_ours, map_ours = timed(ours_cmd)
+        t_ref, map_ref = timed(ref_cmd)
+    summary = {"keyframes": args.keyframes, "detections": len(det), "groundtruth_boxes": len(gt),
+               "classes": len(label_map), "excluded_keyframes": len(keys), "ours_s": t_ours, "reference_s": t_ref,
+               "speedup": t_ref / t_ours, "map_ours": map_ours, "map_reference": map_ref,
+               "abs_difference": abs(map_ours - map_ref)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"AVA frame mAP@0.5, whole process: {args.keyframes} keyframes, {len(det)} detections, {len(gt)} GT boxes, "
+          f"{len(label_map)} classes, {len(keys)} excluded keyframes (best of {args.repeats})")
+    print(f"{'process':<58} {'seconds':>8} {'speed-up':>9}")
+    print(f"{'official-structure reference (csv + heapq read, numpy eval)':<58} {t_ref:>8.2f} {1.0:>8.1f}x")
+    print(f"{'slowfast eval-ava':<58} {t_ours:>8.2f} {t_ref / t_ours:>8.1f}x")
+    print(f"mAP ours {map_ours:.10f}  reference {map_ref:.10f}  |diff| {summary['abs_difference']:.2e}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--reference-process"]:
+        return reference_process(*argv[1:5])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keyframes", type=int, default=1000)
     parser.add_argument("--per-keyframe", type=int, default=100)
@@ -143,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         "--score-decimals", type=int, help="round scores (PySlowFast writes 4 decimals): ties exercise the exact paths"
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--whole-process", action="store_true", help="time eval-ava and the reference as processes")
     args = parser.parse_args(argv)
+    if args.whole_process:
+        return whole_process(args)
 
     gt, det, label_map = synthetic(args.keyframes, args.per_keyframe, args.seed, args.score_decimals)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,9 @@
 """Stage `evaluate_ava`: the detector scores every person proposal of every validation keyframe (one clip centred
 on the keyframe, short side ``transform.test_size``, fully convolutional), and frame mAP@0.5 over the label map's
-classes is computed as the official ActivityNet evaluator does (excluded timestamps dropped, at most 50 detections
-per keyframe). The chance baseline is the mAP of the same boxes with random scores.
+classes is computed as the official ActivityNet evaluator of ``ava.evaluate.metric.protocol`` does (2019, the paper's:
+excluded timestamps dropped; 2020: only keyframes of the ground truth; at most 50 detections per keyframe) on
+``detections.csv``, the detections in the official CSV format, so ``slowfast eval-ava`` (or the official script) gives
+the same number from that file. The chance baseline is the mAP of the same boxes with random scores.
 
 Figure 3 of the paper (per-class AP, Slow-only vs SlowFast): the run records its architecture and a fingerprint of
 its evaluation data in MLflow; when MLflow holds a finished run of the other architecture on the same data (e.g. the
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from slowfast.data.datasets import AvaDataset
-from slowfast.data.formats.ava import write_ava_csv
+from slowfast.data.formats.ava import read_ava_csv, write_ava_csv
 from slowfast.data.shards import FrameShards
 from slowfast.data.sources import AvaSource
 from slowfast.detection.proposals import read_proposals_csv
@@ -63,13 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     eval_data = data_fingerprint(groundtruth, proposals, label_map=label_map, exclusions=sorted(exclusions))
     with tracked("evaluate_ava", args, params, "model", "ava", tags={TAG_ARCH: arch, TAG_EVAL_DATA: eval_data}) as run:
         detections = detect_actions(detector, dataset, class_ids, batch_size=e.batch_size)
-        metric = dict(exclusions=exclusions, max_per_keyframe=e.metric.max_per_keyframe, iou=e.metric.iou)
+        # Detections in the official CSV format, and the mAP of exactly that file: any evaluator scores it alike.
+        write_ava_csv(detections, out / "detections.csv")
+        detections = read_ava_csv(out / "detections.csv", detections=True)
+        metric = dict(exclusions=exclusions if e.metric.protocol == "activitynet-2019" else None,
+                      max_per_keyframe=e.metric.max_per_keyframe, iou=e.metric.iou, protocol=e.metric.protocol)
         result = evaluate_ava(groundtruth, detections, label_map, **metric)
         shuffled = detections.assign(score=np.random.default_rng(0).random(len(detections)))
         chance = evaluate_ava(groundtruth, shuffled, label_map, **metric)
         metrics = {"map": result.map, "chance_map": chance.map, "keyframes": len(dataset),
                    "proposals": len(proposals), "detections": len(detections)}
-        write_ava_csv(detections, out / "detections.csv")
         with atomic_path(out / "per_class_ap.csv") as tmp:
             pd.DataFrame({"class_id": class_ids, "class": [label_map[c] for c in class_ids],
                           "ap": [result.per_class_ap.get(c, float("nan")) for c in class_ids],

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+from pathlib import Path
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,10 +27,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _module_exists(module_name: str) -> bool:
+    """Whether the command's module is installed, without importing it or its parent packages (``find_spec`` of
+    ``slowfast.models.stats`` would run ``slowfast/models/__init__.py``, i.e. import torch, for ``--help``)."""
+    package, _, rest = module_name.partition(".")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    parts = rest.split(".")
+    return any(
+        (Path(root, *parts).with_suffix(".py")).is_file() or Path(root, *parts, "__init__.py").is_file()
+        for root in spec.submodule_search_locations
+    )
+
+
 def _available() -> dict[str, tuple[str, str]]:
-    return {
-        name: spec for name, spec in COMMANDS.items() if importlib.util.find_spec(spec[0]) is not None
-    }
+    return {name: spec for name, spec in COMMANDS.items() if _module_exists(spec[0])}
 
 
 def main(argv: list[str] | None = None) -> int:

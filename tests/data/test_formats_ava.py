@@ -8,6 +8,7 @@ import pytest
 
 from slowfast.data.formats.ava import (
     read_ava_csv,
+    read_ava_groundtruth,
     read_exclusions,
     read_label_map,
     read_movie_list,
@@ -59,21 +60,83 @@ def test_box_csv_timestamps_are_written_with_four_digits(tmp_path):
     assert stamps == ["0005", "0902", "1798"]
 
 
-def test_box_csv_without_eighth_column_defaults_like_the_official_evaluator(tmp_path):
-    path = tmp_path / "seven.csv"
-    path.write_text("vid,0902,0.1,0.2,0.3,0.4,12\n\nvid,0903,0.1,0.2,0.3,0.4,5,0.25\n")
-    detections = read_ava_csv(path, detections=True)
-    assert detections["score"].tolist() == [1.0, 0.25]
+def test_ground_truth_without_eighth_column_defaults_like_the_official_evaluator(tmp_path):
     gt_path = tmp_path / "gt7.csv"
-    gt_path.write_text("vid,0902,0.1,0.2,0.3,0.4,12\n")
-    assert read_ava_csv(gt_path)["person_id"].tolist() == [-1]
+    gt_path.write_text("vid,0902,0.1,0.2,0.3,0.4,12\n\nvid,0903,0.1,0.2,0.3,0.4,5,3\n")
+    assert read_ava_csv(gt_path)["person_id"].tolist() == [-1, 3]
+
+
+def test_a_detection_row_without_its_score_is_rejected_naming_the_line(tmp_path):
+    path = tmp_path / "seven.csv"
+    path.write_text("vid,0903,0.1,0.2,0.3,0.4,5,0.25\nvid,0902,0.1,0.2,0.3,0.4,12\n")
+    with pytest.raises(ValueError, match=r"seven\.csv: line 2: 7 fields, expected 8"):
+        read_ava_csv(path, detections=True)
+
+
+GOOD = "vid,0902,0.1,0.2,0.3,0.4,7,0.5"
+
+
+@pytest.mark.parametrize(
+    "text, line, fragment",
+    [
+        # pandas would take a leading column present on every row as the index and shift the fields.
+        ("".join(f"{i},vid,090{i},0.1,0.2,0.3,0.4,7,0.5\n" for i in range(3)), 1, "an extra leading column"),
+        (f"{GOOD}\n{GOOD},\n", 2, "a trailing comma"),
+        ("".join(f"{GOOD},\n" for _ in range(3)), 1, "a trailing comma"),
+        (f"{GOOD}\n{GOOD};{GOOD}\n", 2, "two rows joined by ';'"),
+        (f"{GOOD}\nvid,0903\n", 2, "2 fields, expected 8"),
+    ],
+)
+def test_misshapen_rows_are_reported_with_file_line_and_what_was_found(tmp_path, text, line, fragment):
+    path = tmp_path / "det.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"det\.csv: line {line}: ") as info:
+        read_ava_csv(path, detections=True)
+    assert fragment in str(info.value)
+
+
+def test_2020_ground_truth_lists_keyframes_without_actions_and_2019_rejects_them(tmp_path):
+    path = tmp_path / "gt2020.csv"
+    path.write_text("vid,0902,0.1,0.2,0.3,0.4,7,1\nvid,0903\nother-id_x,0904\nvid,0905,0.1,0.2,0.3,0.4,9\n")
+    boxes, keyframes = read_ava_groundtruth(path, protocol="activitynet-2020")
+    assert boxes["timestamp"].tolist() == [902, 905] and boxes["person_id"].tolist() == [1, -1]
+    assert keyframes == {("vid", 903), ("other-id_x", 904)}
+    with pytest.raises(ValueError, match=r"gt2020\.csv: line 2: 2 fields, expected 7 or 8"):
+        read_ava_groundtruth(path, protocol="activitynet-2019")
+    with pytest.raises(ValueError, match=r"gt2020\.csv: line 2: 2 fields, expected 7 or 8"):
+        read_ava_csv(path)
+    well_formed = tmp_path / "gt.csv"
+    well_formed.write_text("vid,0902,0.1,0.2,0.3,0.4,7,1\n")
+    assert read_ava_groundtruth(well_formed, protocol="activitynet-2020")[1] == set()
+    # 8-field and 2-field rows only: the fast reader's path, which must agree with the line-tracking one.
+    well_formed.write_text("vid,0902,0.1,0.2,0.3,0.4,7,1\nvid,0903\n\"q,1\",0904\nvid,0905,0.1,0.2,0.3,0.4,9,2\n")
+    boxes, keyframes = read_ava_groundtruth(well_formed, protocol="activitynet-2020")
+    assert boxes["timestamp"].tolist() == [902, 905] and keyframes == {("vid", 903), ("q,1", 904)}
+    well_formed.write_text("vid,0903\nvid,0904\n")
+    boxes, keyframes = read_ava_groundtruth(well_formed, protocol="activitynet-2020")
+    assert len(boxes) == 0 and keyframes == {("vid", 903), ("vid", 904)}
+    path.write_text("vid,0902,0.1,0.2,0.3,0.4,7,1\nvid,09x3\n")
+    with pytest.raises(ValueError, match=r"gt2020\.csv: line 2: timestamp '09x3'"):
+        read_ava_groundtruth(path, protocol="activitynet-2020")
+    path.write_text("vid,0902,0.1,0.2,0.3,0.4,7,1\nvid,0903,1\n")
+    with pytest.raises(ValueError, match=r"line 2: 3 fields, expected 2 or 7 or 8"):
+        read_ava_groundtruth(path, protocol="activitynet-2020")
+
+
+def test_exclusions_need_exactly_two_fields(tmp_path):
+    path = tmp_path / "ex.csv"
+    path.write_text("vid,0902\nvid,0903,\n")
+    with pytest.raises(ValueError, match=r"ex\.csv: line 2: 3 fields, the last one empty: a trailing comma"):
+        read_exclusions(path)
+    path.write_text("vid,0902\n\nvid,0903\n")
+    assert read_exclusions(path) == {("vid", 902), ("vid", 903)}
 
 
 @pytest.mark.parametrize(
     "bad_line, fragment",
     [
-        ("vid,0903,0.1,0.2,0.3,0.4", "6 columns"),
-        ("vid,0903,0.1,0.2,0.3,0.4,7,1,9", "9 columns"),
+        ("vid,0903,0.1,0.2,0.3,0.4", "6 fields, expected 7 or 8"),
+        ("vid,0903,0.1,0.2,0.3,0.4,7,1,9", "9 fields, expected 7 or 8"),
         ("vid,09x3,0.1,0.2,0.3,0.4,7,1", "timestamp"),
         ("vid,0903,0.1,0.2,0.3,abc,7,1", "y2"),
         ("vid,0903,0.1,0.2,0.3,0.4,7.5,1", "action_id"),
@@ -166,7 +229,7 @@ def test_line_numbers_stay_exact_in_files_large_enough_for_parallel_parsing(tmp_
     assert path.stat().st_size > 5 * 1024 * 1024
     assert len(read_ava_csv(path, detections=True)) == 100_000
     lines = path.read_text().splitlines()
-    for bad_line, fragment in [(97_531, "x1 'oops'"), (88_888, "5 columns")]:
+    for bad_line, fragment in [(97_531, "x1 'oops'"), (88_888, "5 fields")]:
         broken = list(lines)
         broken[bad_line - 1] = "vid,0902,oops,0.2,0.3,0.4,7,0.5" if "oops" in fragment else "vid,0902,0.1,0.2,0.3"
         path.write_text("\n".join(broken) + "\n")

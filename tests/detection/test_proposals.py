@@ -80,7 +80,10 @@ def test_score_filter_keeps_only_scores_strictly_above_the_threshold(tmp_path):
         ("vid,09x2,0.1,0.2,0.3,0.4,,0.9", "timestamp '09x2' is not an integer"),
         ("vid,0902,0.1,0.2,0.3,0.4,,", "expected 8"),
         ("vid,0902,0.1,0.2", "expected 8"),
-        ("vid,0902,0.1,0.2,0.3,0.4,,0.9,extra", "9 columns"),
+        ("vid,0902,0.1,0.2,0.3,0.4,,0.9,extra", "9 fields, expected 8"),
+        ("vid,0902,0.1,0.2,0.3,0.4,,0.9,", "a trailing comma"),
+        ("vid,0902,0.1,0.2,0.3,0.4,,0.9;vid,0902,0.1,0.2,0.3,0.4,,0.8", "two rows joined by ';'"),
+        ("7,vid,0902,0.1,0.2,0.3,0.4,,0.9", "an extra leading column"),
         ("vid,0902,0.5,0.2,0.3,0.4,,0.9", "must be normalised"),
         ("vid,0902,0.1,0.2,0.3,1.4,,0.9", "must be normalised"),
         ("vid,0902,0.1,0.2,0.3,0.4,walk,0.9", "label 'walk' is not an integer"),
@@ -178,3 +181,10 @@ def test_detector_output_becomes_the_same_form_and_survives_a_csv_round_trip(tmp
     write_proposals_csv(df, path)
     # Identical boxes on one keyframe are one proposal to PySlowFast, so the duplicate is dropped on reading.
     pd.testing.assert_frame_equal(read_proposals(path), df.iloc[:2])
+
+
+def test_a_leading_index_column_on_every_row_is_reported_not_shifted(tmp_path):
+    path = tmp_path / "indexed.csv"
+    path.write_text("".join(f"{i},vid,0902,0.1,0.2,0.3,0.4,,0.9\n" for i in range(3)))
+    with pytest.raises(ValueError, match=r"indexed\.csv: line 1: 9 fields .*an extra leading column"):
+        read_proposals_csv(path)

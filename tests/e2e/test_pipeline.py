@@ -108,6 +108,16 @@ def test_dvc_repro_runs_every_stage_tracks_them_and_a_second_repro_is_a_no_op(pi
     assert ava["keyframes"] <= proposals["keyframes"] and 0.0 <= ava["chance_map"] <= 1.0
     detections = (repo / "reports/evaluate_ava/detections.csv").read_text().splitlines()
     assert len(detections) == ava["detections"]
+    # The published detections file, scored by the CLI as a user would, gives the stage's mAP.
+    annotations = repo / "data/raw/ava/annotations"
+    scored = subprocess.run(
+        [sys.executable, "-m", "slowfast.cli", "eval-ava", "--json", "--groundtruth", annotations / "ava_val_v2.2.csv",
+         "--detections", repo / "reports/evaluate_ava/detections.csv",
+         "--labelmap", annotations / "ava_action_list_v2.2_for_activitynet_2019.pbtxt",
+         *(["--exclusions", ex] if (ex := annotations / "ava_val_excluded_timestamps_v2.2.csv").is_file() else [])],
+        capture_output=True, text=True, env=env, cwd=repo, check=True,
+    )
+    assert json.loads(scored.stdout)["mAP"] == pytest.approx(ava["map"], abs=1e-9)
 
     shown = _dvc(repo, env, "metrics", "show", "--json")
     assert "reports/evaluate.json" in shown.stdout

@@ -8,6 +8,14 @@ on a strictly larger score; ground truth: uncapped, the 8th column as "score"); 
 over the heap array); drop excluded keyframes; drop detections with zero area; match each detection in list order to
 the first ground-truth box of its class with maximal IoU; rank per class with ``np.argsort(scores)[::-1]`` on the
 scores concatenated keyframe by keyframe; VOC all-point AP; ``nanmean`` over ids 1..max id.
+
+The evaluator's argsort ran on numpy <= 1.23 (generic introsort); here the scores are sorted as a numpy *object*
+array, which numpy 2 still sorts with its generic introsort on every CPU (float64 would take a SIMD sort on AVX2 /
+AVX-512 machines and order ties differently). This shares no code with ``slowfast.metrics.sorting``.
+
+``protocol="activitynet-2020"`` follows ActivityNet's current evaluator: no exclusions, ground-truth rows of only
+``video_id,timestamp`` list keyframes without actions, and detections on keyframes that the ground-truth file does
+not name (in any row, of any class) are ignored.
 """
 
 from __future__ import annotations
@@ -18,13 +26,17 @@ import heapq
 import numpy as np
 
 
-def _read(path, whitelist, capacity):
+def _read(path, whitelist, capacity, all_keys=None):
     entries = {}
     with open(path, newline="") as fh:
         for row in csv.reader(fh):
             if not row:
                 continue
             key = (row[0], int(row[1]))
+            if all_keys is not None:
+                all_keys.add(key)
+            if len(row) == 2:
+                continue
             x1, y1, x2, y2 = (float(v) for v in row[2:6])
             action = int(row[6])
             if action not in whitelist:
@@ -51,7 +63,7 @@ def _iou(d, g):
 def _average_precision(scores, tps, num_gt):
     if not scores:
         return 0.0
-    order = np.argsort(np.array(scores, dtype=float))[::-1]
+    order = np.argsort(np.array([float(s) for s in scores], dtype=object))[::-1]
     tp_count = fp_count = 0
     precision, recall = [], []
     for i in order:
@@ -69,14 +81,21 @@ def _average_precision(scores, tps, num_gt):
     return float(np.sum(np.array(terms, dtype=float)))
 
 
-def reference_read(gt_csv, det_csv, label_map, *, capacity=50):
-    """The reading phase: {keyframe: listed boxes} for ground truth and (capped) detections."""
-    return _read(gt_csv, set(label_map), 0), _read(det_csv, set(label_map), capacity)
+def reference_read(gt_csv, det_csv, label_map, *, capacity=50, all_keys=None):
+    """The reading phase: {keyframe: listed boxes} for ground truth and (capped) detections; ``all_keys`` (a set)
+    collects every keyframe the ground-truth file names."""
+    return _read(gt_csv, set(label_map), 0, all_keys), _read(det_csv, set(label_map), capacity)
 
 
-def reference_ava_map(gt_csv, det_csv, label_map, *, exclusions=(), capacity=50, iou_threshold=0.5):
+def reference_ava_map(
+    gt_csv, det_csv, label_map, *, exclusions=(), capacity=50, iou_threshold=0.5, protocol="activitynet-2019"
+):
     """Returns (mAP, {class_id: AP}) for CSV files, computed with plain loops."""
-    groundtruth, detections = reference_read(gt_csv, det_csv, label_map, capacity=capacity)
+    all_keys = set()
+    groundtruth, detections = reference_read(gt_csv, det_csv, label_map, capacity=capacity, all_keys=all_keys)
+    if protocol == "activitynet-2020":
+        assert not exclusions, "the 2020 evaluator has no exclusions"
+        detections = {k: v for k, v in detections.items() if k in all_keys}
     return reference_evaluate(groundtruth, detections, label_map, exclusions=exclusions, iou_threshold=iou_threshold)
 
 

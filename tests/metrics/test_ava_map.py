@@ -13,7 +13,7 @@ from tests.metrics.ava_reference import reference_ava_map
 
 from slowfast.cli import main as cli_main
 from slowfast.config import ConfigError, from_mapping
-from slowfast.data.formats.ava import read_ava_csv, read_exclusions, write_label_map
+from slowfast.data.formats.ava import read_ava_csv, read_ava_groundtruth, read_exclusions, write_label_map
 from slowfast.metrics.ava import AvaEvalConfig, AvaResult, evaluate_ava, plot_per_class_ap
 
 LABEL_MAP = {1: "bend/bow (at the waist)", 3: "crouch/kneel", 4: "dance", 5: "fall down", 8: "jump/leap", 9: "lie"}
@@ -111,6 +111,44 @@ def test_frame_map_equals_official_semantics_on_random_inputs_with_ties(tmp_path
     )
     reference = reference_ava_map(gt_path, det_path, LABEL_MAP, exclusions=exclusions or (), capacity=cap)
     _assert_equal(result, reference)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("cap", [50, 0])
+def test_2020_protocol_equals_the_reference_ignoring_detections_off_the_ground_truth(tmp_path, seed, cap):
+    gt_path, det_path, _ = _random_case(tmp_path, seed)
+    # Keyframes without actions as 2-field rows: some with detections (all false positives), one without any.
+    gt_lines = gt_path.read_text().splitlines()
+    det_keys = sorted({tuple(line.split(",")[:2]) for line in det_path.read_text().splitlines()})
+    listed = [f"{v},{t}" for v, t in det_keys if v == "vid9"] + ["vid0,1500"]
+    rng = np.random.default_rng(seed)
+    for row in listed:
+        gt_lines.insert(int(rng.integers(0, len(gt_lines) + 1)), row)
+    gt2020 = tmp_path / "gt2020.csv"
+    gt2020.write_text("\n".join(gt_lines) + "\n")
+    groundtruth, keyframes = read_ava_groundtruth(gt2020, protocol="activitynet-2020")
+    assert ("vid9", 1000) in keyframes
+    detections = read_ava_csv(det_path, detections=True)
+    result = evaluate_ava(groundtruth, detections, LABEL_MAP, max_per_keyframe=cap, protocol="activitynet-2020",
+                          keyframes=keyframes)
+    _assert_equal(result, reference_ava_map(gt2020, det_path, LABEL_MAP, capacity=cap, protocol="activitynet-2020"))
+    # Without the listed keyframes, vid9's detections are off the ground truth and ignored, not false positives.
+    ignored = evaluate_ava(groundtruth, detections, LABEL_MAP, max_per_keyframe=cap, protocol="activitynet-2020")
+    assert ignored.num_detections < result.num_detections
+    _assert_equal(ignored, reference_ava_map(gt_path, det_path, LABEL_MAP, capacity=cap, protocol="activitynet-2020"))
+
+
+def test_protocols_refuse_each_others_inputs():
+    empty = pd.DataFrame(columns=["video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id", "score"])
+    with pytest.raises(ConfigError) as info:
+        evaluate_ava(empty, empty, {1: "a"}, protocol="activitynet-2020", exclusions={("v", 902)})
+    assert info.value.key == "exclusions"
+    with pytest.raises(ConfigError) as info:
+        evaluate_ava(empty, empty, {1: "a"}, keyframes={("v", 902)})
+    assert info.value.key == "keyframes"
+    with pytest.raises(ConfigError) as info:
+        from_mapping(AvaEvalConfig, {"protocol": "activitynet-2021"})
+    assert info.value.key == "protocol" and "activitynet-2019" in str(info.value)
 
 
 def test_perfect_detections_score_one_and_classes_without_ground_truth_are_nan(tmp_path):

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from slowfast.data.formats.ava import write_ava_csv
+from slowfast.data.formats.ava import csv_rows, write_ava_csv
 from slowfast.utils.safe_pickle import load_array_pickle
 
 PathLike = str | os.PathLike[str]
@@ -65,19 +65,12 @@ def read_proposals_csv(path: PathLike) -> pd.DataFrame:
     Malformed rows raise ValueError naming the file and the 1-based line; a box repeated on one keyframe (one row
     per action label) is kept once, at its first row.
     """
-    try:
-        raw = pd.read_csv(
-            path, header=None, names=list(_CSV_COLUMNS), dtype=str, keep_default_na=False, skip_blank_lines=False
-        )
-    except pd.errors.EmptyDataError:
+    # Split as csv.reader does, so a leading index column, a trailing comma or rows joined by ';' are reported
+    # with their line instead of shifting the fields (pandas would take a leading column for the index).
+    rows, lines = csv_rows(path, (len(_CSV_COLUMNS),))
+    if not rows:
         return _frame([], np.zeros(0), np.zeros((0, 4)), np.zeros(0))
-    except pd.errors.ParserError as exc:
-        found = re.search(r"Expected \d+ fields in line (\d+), saw (\d+)", str(exc))
-        where = f"line {found[1]}: {found[2]} columns" if found else str(exc)
-        raise ValueError(f"{path}: {where}; expected 8: {','.join(_CSV_COLUMNS)}") from None
-    lines = np.arange(1, len(raw) + 1)
-    blank = (raw == "").all(axis=1).to_numpy()
-    raw, lines = raw[~blank].reset_index(drop=True), lines[~blank]
+    raw = pd.DataFrame(rows, columns=list(_CSV_COLUMNS))
 
     def fail(row: int, message: str) -> ValueError:
         return ValueError(f"{path}: line {lines[row]}: {message}")

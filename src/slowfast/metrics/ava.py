@@ -14,8 +14,10 @@ evaluator). :func:`evaluate_ava` reproduces its result bit for bit, including th
   of its class with the highest IoU (first one on ties, IoU without the +1), and is a true positive if the IoU is
   >= 0.5 and that box was not taken by an earlier detection; there are no difficult or group-of boxes;
 * per class, the scores are concatenated keyframe by keyframe (keyframes in order of first appearance in the
-  detections) and ranked by ``np.argsort(scores)[::-1]`` -- numpy's default, unstable sort, so it is called on the
-  very same array; AP is the Pascal VOC all-point interpolated area; classes without ground truth give NaN and the
+  detections) and ranked by ``np.argsort(scores)[::-1]`` -- numpy's default, unstable sort, whose order of equal
+  scores the evaluator took from numpy <= 1.23's introsort (it cannot run on later numpy); newer numpy orders ties
+  differently on SIMD CPUs, so the ranking here is :func:`slowfast.metrics.sorting.legacy_argsort`, the same on any
+  machine; AP is the Pascal VOC all-point interpolated area; classes without ground truth give NaN and the
   mAP is the ``nanmean`` over the label map.
 
 Everything is vectorised over keyframes and classes; only keyframes where ties make the heap's order observable
@@ -34,14 +36,20 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import pandas as pd
+from slowfast.config import ConfigError, require
 
-from slowfast.config import require
-from slowfast.data.formats.ava import read_ava_csv, read_exclusions, read_label_map
-from slowfast.utils.io import atomic_path
+if TYPE_CHECKING:  # numpy and pandas are imported where they are used, so `slowfast eval-ava --help` starts fast
+    import numpy as np
+    import pandas as pd
+else:
+    from slowfast.utils.lazy import lazy_module
 
+    np = lazy_module("numpy")
+    pd = lazy_module("pandas")
+
+from slowfast.metrics.sorting import legacy_argsort
 logger = logging.getLogger(__name__)
 
 
@@ -55,15 +63,25 @@ class AvaResult:
     num_detections: int
 
 
+#: The official evaluators: ActivityNet's ``get_ava_performance.py`` of 2019 (exclusions file; the one the paper,
+#: PySlowFast and MMAction2 use) and of 2020 (no exclusions; ground truth lists keyframes without actions, detections
+#: on keyframes absent from the ground truth are ignored).
+PROTOCOLS = ("activitynet-2019", "activitynet-2020")
+Protocol = Literal["activitynet-2019", "activitynet-2020"]
+
+
 @dataclasses.dataclass(frozen=True)
 class AvaEvalConfig:
-    """The evaluator's two knobs: the per-keyframe cap on detections (50 in the official evaluator; 0 = none, as
-    PySlowFast's copy) and the IoU a detection needs to match a ground-truth box (0.5: "frame mAP@0.5")."""
+    """The evaluator's knobs: the per-keyframe cap on detections (50 in the official evaluator; 0 = none, as
+    PySlowFast's copy), the IoU a detection needs to match a ground-truth box (0.5: "frame mAP@0.5") and the
+    official evaluator whose protocol is followed (:data:`PROTOCOLS`; the paper's numbers use 2019's)."""
 
     max_per_keyframe: int = 50
     iou: float = 0.5
+    protocol: Protocol = "activitynet-2019"
 
     def __post_init__(self) -> None:
+        require(self.protocol in PROTOCOLS, "protocol", f"got {self.protocol!r}, allowed: {', '.join(PROTOCOLS)}")
         require(
             isinstance(self.max_per_keyframe, int) and self.max_per_keyframe >= 0,
             "max_per_keyframe",
@@ -224,7 +242,7 @@ def _voc_average_precision(scores: np.ndarray, tp: np.ndarray, num_gt: int) -> f
     """Pascal VOC all-point interpolated AP, computed with the evaluator's exact sequence of array operations."""
     if scores.size == 0:
         return 0.0
-    ranked = tp[np.argsort(scores)[::-1]].astype(int)
+    ranked = tp[legacy_argsort(scores)[::-1]].astype(int)  # ties in numpy 1.23's order, as the evaluator ran
     cum_tp = np.cumsum(ranked)
     cum_fp = np.cumsum(1 - ranked)
     precision = cum_tp.astype(float) / (cum_tp + cum_fp)
@@ -236,10 +254,13 @@ def _voc_average_precision(scores: np.ndarray, tp: np.ndarray, num_gt: int) -> f
 
 
 def _keyframe_keys(
-    frames: tuple[pd.DataFrame, ...], exclusions: Iterable[tuple[str, int]] | None
+    frames: tuple[pd.DataFrame, ...],
+    exclusions: Iterable[tuple[str, int]] | None,
+    listed: Iterable[tuple[str, int]] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per frame, an int64 key per row naming its keyframe ``(video_id, timestamp)`` consistently across the frames,
-    and a mask of the rows on excluded keyframes."""
+    and a mask of the rows on excluded keyframes. With ``listed`` (the 2020 protocol), the detections (first frame)
+    are also excluded on keyframes that neither the ground truth (second frame) nor ``listed`` names."""
     codes, names = zip(*(pd.factorize(f["video_id"]) for f in frames))
     videos = pd.Index(names[0]).append([pd.Index(n) for n in names[1:]]).unique()
     stamps = [f["timestamp"].to_numpy(dtype=np.int64) for f in frames]
@@ -255,7 +276,13 @@ def _keyframe_keys(
         [where[v] * span + t - low for v, t in exclusions or () if v in where and 0 <= t - low < span],
         dtype=np.int64,
     )
-    return keys, [np.isin(key, excluded) if len(excluded) else np.zeros(len(key), dtype=bool) for key in keys]
+    masks = [np.isin(key, excluded) if len(excluded) else np.zeros(len(key), dtype=bool) for key in keys]
+    if listed is not None:
+        extra = np.array(
+            [where[v] * span + t - low for v, t in listed if v in where and 0 <= t - low < span], dtype=np.int64
+        )
+        masks[0] |= ~np.isin(keys[0], np.concatenate([keys[1], extra]))
+    return keys, masks
 
 
 def evaluate_ava(
@@ -266,20 +293,33 @@ def evaluate_ava(
     exclusions: Iterable[tuple[str, int]] | None = None,
     max_per_keyframe: int = 50,
     iou: float = 0.5,
+    protocol: Protocol = "activitynet-2019",
+    keyframes: Iterable[tuple[str, int]] | None = None,
 ) -> AvaResult:
-    """Frame-level AP per class of ``label_map`` and their mean, equal to the official ActivityNet evaluator.
+    """Frame-level AP per class of ``label_map`` and their mean, equal to the official ActivityNet evaluator of
+    ``protocol`` (run under numpy <= 1.23, the only numpy it runs on) on any machine.
 
     ``groundtruth_df`` / ``detections_df`` are frames as :func:`slowfast.data.formats.ava.read_ava_csv` returns them,
     in file order (the order decides ties, as in the evaluator). ``max_per_keyframe`` is the evaluator's cap of 50
     detections per keyframe; 0 applies none (as PySlowFast's copy of the evaluator).
+
+    ``"activitynet-2019"`` drops ``exclusions`` from both; a detection on any other keyframe counts.
+    ``"activitynet-2020"`` has no exclusions: detections count only on keyframes of the ground truth -- its box rows
+    (of any class) and ``keyframes``, the keyframes it lists without actions
+    (:func:`slowfast.data.formats.ava.read_ava_groundtruth`).
     """
     require(len(label_map) > 0, "label_map", "needs at least one class")
     require(min(label_map) >= 1, "label_map", f"class ids must be >= 1 (1-indexed), got {min(label_map)}")
-    config = AvaEvalConfig(max_per_keyframe=max_per_keyframe, iou=iou)
+    config = AvaEvalConfig(max_per_keyframe=max_per_keyframe, iou=iou, protocol=protocol)
+    if config.protocol == "activitynet-2020" and exclusions:
+        raise ConfigError("exclusions", "the activitynet-2020 protocol has no excluded timestamps (use 2019's)")
+    if config.protocol == "activitynet-2019" and keyframes:
+        raise ConfigError("keyframes", "only the activitynet-2020 protocol lists keyframes without actions")
     class_ids = np.array(sorted(label_map), dtype=np.int64)
     num_classes = len(class_ids)
     frames = (detections_df, groundtruth_df)
-    keys, excluded = _keyframe_keys(frames, exclusions)
+    listed = (keyframes or ()) if config.protocol == "activitynet-2020" else None
+    keys, excluded = _keyframe_keys(frames, exclusions, listed)
     # Classes outside the label map are dropped first, as by the evaluator.
     lookup = np.full(int(class_ids.max()) + 2, -1)
     lookup[class_ids] = np.arange(num_classes)
@@ -371,6 +411,8 @@ def plot_per_class_ap(results: Mapping[str, AvaResult], label_map: Mapping[int, 
     ax.set_title("AVA per-category AP (classes sorted by number of examples)")
     ax.legend()
     fig.tight_layout()
+    from slowfast.utils.io import atomic_path
+
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
 
@@ -389,6 +431,8 @@ def write_figure3(
         "ap_slow": [slow.per_class_ap.get(i, math.nan) for i in classes],
         "ap_slowfast": [slowfast.per_class_ap.get(i, math.nan) for i in classes],
     })
+    from slowfast.utils.io import atomic_path
+
     with atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False)
     plot_per_class_ap({"Slow-only": slow, "SlowFast": slowfast}, label_map, png)
@@ -399,7 +443,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--groundtruth", required=True, type=Path, help="ground-truth CSV (ava_val_v2.x.csv)")
     parser.add_argument("--detections", required=True, type=Path, help="detections CSV (8th column = score)")
     parser.add_argument("--labelmap", required=True, type=Path, help="label map .pbtxt of the evaluated classes")
-    parser.add_argument("--exclusions", type=Path, help="excluded timestamps CSV (video_id,timestamp)")
+    parser.add_argument("--exclusions", type=Path, help="excluded timestamps CSV (video_id,timestamp; 2019 only)")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="activitynet-2019",
+        help="official evaluator to equal: 2019 (exclusions file; the paper's) or 2020 (ground-truth rows "
+        "'video_id,timestamp' list keyframes without actions; detections elsewhere are ignored)",
+    )
     parser.add_argument(
         "--max-per-keyframe", type=int, default=50, help="detections kept per keyframe by score (0 = no cap)"
     )
@@ -407,15 +458,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = AvaEvalConfig(max_per_keyframe=args.max_per_keyframe)  # fails before any file is read
+    from slowfast.data.formats.ava import read_ava_csv, read_ava_groundtruth, read_exclusions, read_label_map
+
+    # Fails before any file is read.
+    config = AvaEvalConfig(max_per_keyframe=args.max_per_keyframe, protocol=args.protocol)
+    if args.exclusions and config.protocol == "activitynet-2020":
+        raise ConfigError("--exclusions", "the activitynet-2020 protocol has no excluded timestamps")
     label_map = read_label_map(args.labelmap)
+    groundtruth, keyframes = read_ava_groundtruth(args.groundtruth, protocol=config.protocol)
     result = evaluate_ava(
-        read_ava_csv(args.groundtruth),
+        groundtruth,
         read_ava_csv(args.detections, detections=True),
         label_map,
         exclusions=read_exclusions(args.exclusions) if args.exclusions else None,
         max_per_keyframe=config.max_per_keyframe,
         iou=config.iou,
+        protocol=config.protocol,
+        keyframes=keyframes,
     )
 
     def finite(v: float) -> float | None:

@@ -19,7 +19,6 @@ import csv
 import io
 import os
 import re
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -39,50 +38,6 @@ PathLike = str | os.PathLike[str]
 
 def _fail(path: PathLike, line: int, message: str) -> ValueError:
     return ValueError(f"{path}: line {line}: {message}")
-
-
-def _read_rows(
-    path: PathLike, names: list[str], min_columns: int, *, strict: bool = False
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read a headerless CSV (numbers parsed by pandas' C parser; a column holding anything else stays text for
-    :func:`_numeric` to report); returns the frame and the 1-based line number of each row.
-
-    The first, fast read lets pandas map texts like "NA" to missing; if anything is missing the file is read again
-    (``strict``, 3x slower) so that only empty fields count as missing and the rest are reported as they are.
-    """
-    try:
-        with warnings.catch_warnings():
-            # Mixed types in a column mean a malformed value, which _numeric reports with its line.
-            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
-            df = pd.read_csv(
-                path,
-                header=None,
-                names=names,
-                dtype={names[0]: str},
-                skip_blank_lines=False,
-                engine="c",
-                **({"keep_default_na": False, "na_values": [""]} if strict else {}),
-            )
-    except pd.errors.ParserError as exc:
-        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        if match:
-            raise _fail(path, int(match[2]), f"{match[3]} columns, expected {min_columns}..{len(names)}") from None
-        raise ValueError(f"{path}: {exc}") from None
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame({n: pd.Series(dtype=object) for n in names}), np.zeros(0, dtype=np.int64)
-    lines = np.arange(1, len(df) + 1)
-    missing = df.isna().to_numpy()
-    if not strict and missing.any():
-        return _read_rows(path, names, min_columns, strict=True)
-    blank = missing.all(axis=1)
-    if blank.any():
-        df, lines, missing = df[~blank].reset_index(drop=True), lines[~blank], missing[~blank]
-    # Fewer fields than `names` come back as missing; every row needs at least `min_columns` of them.
-    short = missing[:, : min_columns].any(axis=1)
-    if short.any():
-        i = int(np.argmax(short))
-        raise _fail(path, int(lines[i]), f"{int((~missing[i]).sum())} columns, expected {min_columns}..{len(names)}")
-    return df, lines
 
 
 def _numeric(
@@ -109,17 +64,70 @@ def _bad_rows(out: pd.DataFrame, last: str) -> np.ndarray:
     return bad | ~np.isfinite(out[last].to_numpy(dtype=np.float64))
 
 
-def _read_ava_csv_fast(path: PathLike, names: list[str], last: str) -> pd.DataFrame | None:
-    """pyarrow's multi-threaded reader with fixed column types; None for anything unusual (7-column rows, missing or
-    non-numeric values, out-of-range boxes), which the line-tracking reader then reports."""
+PROTOCOLS = ("activitynet-2019", "activitynet-2020")
+
+
+def _is_int(text: str) -> bool:
+    return text.strip().lstrip("+-").isdigit()
+
+
+def _describe_fields(row: list[str], allowed: tuple[int, ...]) -> str:
+    """What is wrong with a row of ``len(row)`` fields, in words a user can act on."""
+    n, expected = len(row), " or ".join(str(k) for k in allowed)
+    joined = next((f for f in row if ";" in f), None)
+    if joined is not None:
+        return f"{n} fields, one of them {joined!r}: two rows joined by ';'? (expected {expected} fields)"
+    if n - 1 in allowed and n > 1 and row[-1].strip() == "":
+        return f"{n} fields, the last one empty: a trailing comma? (expected {expected} fields)"
+    if n - 1 in allowed and n > 3 and _is_int(row[0]) and _is_int(row[2]) and int(row[2]) > 1:
+        return (f"{n} fields starting {','.join(row[:3])!r}: an extra leading column (an index?) before the video "
+                f"id (expected {expected} fields)")
+    return f"{n} fields, expected {expected}"
+
+
+def csv_rows(path: PathLike, allowed: tuple[int, ...]) -> tuple[list[list[str]], np.ndarray]:
+    """Rows of a headerless CSV as Python's ``csv`` module (the official evaluator's reader) splits them, with their
+    1-based line numbers; blank lines are skipped, and a row with a number of fields not in ``allowed`` fails naming
+    the file, the line and what was found."""
+    rows, lines = [], []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        try:
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) not in allowed:
+                    raise _fail(path, reader.line_num, _describe_fields(row, allowed))
+                rows.append(row)
+                lines.append(reader.line_num)
+        except csv.Error as exc:
+            raise _fail(path, reader.line_num, f"not a CSV row ({exc})") from None
+    return rows, np.array(lines, dtype=np.int64)
+
+
+def _read_ava_csv_fast(
+    path: PathLike, names: list[str], last: str, keyframe_rows: list[str] | None
+) -> pd.DataFrame | None:
+    """pyarrow's multi-threaded reader with fixed column types; None for anything unusual (rows of another number of
+    fields, missing or non-numeric values, out-of-range boxes), which the line-tracking reader then reports.
+
+    With ``keyframe_rows`` (the 2020 protocol), 2-field rows are skipped and their text appended to it."""
     types = dict.fromkeys(names, pa.float64())
     types.update(video_id=pa.string(), timestamp=pa.int64(), action_id=pa.int64())
     if last == "person_id":
         types[last] = pa.int64()
+
+    def invalid(row) -> str:
+        if keyframe_rows is not None and row.actual_columns == 2:
+            keyframe_rows.append(row.text)
+            return "skip"
+        return "error"
+
     try:
         table = pa_csv.read_csv(
             path,
             read_options=pa_csv.ReadOptions(column_names=names),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=invalid),
             convert_options=pa_csv.ConvertOptions(column_types=types, strings_can_be_null=False),
         )
     except (pa.ArrowInvalid, OSError):
@@ -131,33 +139,73 @@ def _read_ava_csv_fast(path: PathLike, names: list[str], last: str) -> pd.DataFr
     return None if _bad_rows(out, last).any() else out
 
 
-def read_ava_csv(path: PathLike, *, detections: bool = False) -> pd.DataFrame:
-    """Read an AVA box CSV into columns ``video_id, timestamp, x1, y1, x2, y2, action_id`` and ``person_id`` (int,
-    ground truth) or ``score`` (float, ``detections=True``).
+def _keyframes(path: PathLike, rows: list[list[str]], lines: np.ndarray) -> set[tuple[str, int]]:
+    if not rows:
+        return set()
+    df = pd.DataFrame(rows, columns=["video_id", "timestamp"])
+    return set(zip(df["video_id"].tolist(), _numeric(df, "timestamp", lines, path, integer=True).tolist()))
 
-    As the official evaluator, rows may omit the 8th column: the person id is then -1 and the score 1.0. Boxes must be
-    normalised (within [0, 1]) with ``x1 <= x2`` and ``y1 <= y2``.
-    """
+
+def _read_boxes(path: PathLike, *, detections: bool, keyframe_rows: bool) -> tuple[pd.DataFrame, set[tuple[str, int]]]:
+    """The box rows of an AVA CSV and, with ``keyframe_rows``, the keyframes its 2-field rows list."""
     last = "score" if detections else "person_id"
     names = [*GROUNDTRUTH_COLUMNS[:-1], last]
-    fast = _read_ava_csv_fast(path, names, last)
+    listed: list[str] | None = [] if keyframe_rows else None
+    fast = _read_ava_csv_fast(path, names, last, listed)
     if fast is not None:
-        return fast
-    df, lines = _read_rows(path, names, min_columns=7)
+        text = [next(csv.reader([line])) for line in listed or ()]
+        try:
+            return fast, _keyframes(path, text, np.zeros(len(text), dtype=np.int64))
+        except ValueError:
+            pass  # a malformed keyframe row: the line-tracking reader below names its line
+    # The official reader takes rows of 7 or 8 fields (7: score 1.0); a detection without its score is a malformed
+    # submission here. The 2020 evaluator's ground truth also lists keyframes without actions as 2-field rows.
+    allowed = (8,) if detections else ((2, 7, 8) if keyframe_rows else (7, 8))
+    rows, lines = csv_rows(path, allowed)
+    short = np.array([len(r) == 2 for r in rows], dtype=bool)
+    keyframes = _keyframes(path, [r for r, s in zip(rows, short) if s], lines[short])
+    rows, lines = [r + [""] * (8 - len(r)) for r, s in zip(rows, short) if not s], lines[~short]
+    df = pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names, dtype=object)
     out = pd.DataFrame({"video_id": df["video_id"].astype(str)})
     out["timestamp"] = _numeric(df, "timestamp", lines, path, integer=True)
     for column in BOX_COLUMNS:
         out[column] = _numeric(df, column, lines, path, integer=False)
     out["action_id"] = _numeric(df, "action_id", lines, path, integer=True)
-    # As the evaluator, a missing 8th column means score 1.0 (and here person id -1).
-    df[last] = df[last].fillna(1.0 if detections else -1)
+    # As the evaluator, a missing 8th column of the ground truth means score 1.0 (and here person id -1).
+    df[last] = df[last].replace("", "-1")
     out[last] = _numeric(df, last, lines, path, integer=not detections)
     bad = _bad_rows(out, last)
     if bad.any():
         i = int(np.argmax(bad))
         box = tuple(out[list(BOX_COLUMNS)].to_numpy()[i].tolist())
         raise _fail(path, int(lines[i]), f"box {box} must be normalised to [0, 1] with x1 <= x2 and y1 <= y2")
-    return out
+    return out, keyframes
+
+
+def read_ava_csv(path: PathLike, *, detections: bool = False) -> pd.DataFrame:
+    """Read an AVA box CSV into columns ``video_id, timestamp, x1, y1, x2, y2, action_id`` and ``person_id`` (int,
+    ground truth) or ``score`` (float, ``detections=True``).
+
+    Ground-truth rows have 7 or 8 fields, as the official evaluator reads them (no 8th: person id -1, which the
+    evaluator scores as 1.0); detection rows have 8. Boxes must be normalised (within [0, 1]) with ``x1 <= x2`` and
+    ``y1 <= y2``. Any other row fails with a ``ValueError`` naming the file, the line and what was found.
+    """
+    return _read_boxes(path, detections=detections, keyframe_rows=False)[0]
+
+
+def read_ava_groundtruth(
+    path: PathLike, *, protocol: str = "activitynet-2019"
+) -> tuple[pd.DataFrame, set[tuple[str, int]]]:
+    """Read a ground-truth CSV for an evaluation ``protocol``: the boxes (as :func:`read_ava_csv`) and the keyframes
+    the file lists without actions.
+
+    ``"activitynet-2019"`` (the evaluator the paper uses) takes rows of 7 or 8 fields; ``"activitynet-2020"`` (the
+    current ActivityNet evaluator) also 2-field ``video_id,timestamp`` rows: keyframes without actions, which are
+    returned in the set (empty under 2019).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: got {protocol!r}, allowed: {', '.join(PROTOCOLS)}")
+    return _read_boxes(path, detections=False, keyframe_rows=protocol == "activitynet-2020")
 
 
 def write_ava_csv(df: pd.DataFrame, path: PathLike) -> None:
@@ -249,9 +297,8 @@ def write_label_map(label_map: Mapping[int, str], path: PathLike) -> None:
 
 def read_exclusions(path: PathLike) -> set[tuple[str, int]]:
     """Read an excluded-timestamps CSV (``video_id,timestamp`` rows) into a set of ``(video_id, timestamp)``."""
-    df, lines = _read_rows(path, ["video_id", "timestamp"], min_columns=2)
-    timestamps = _numeric(df, "timestamp", lines, path, integer=True)
-    return set(zip(df["video_id"].astype(str).tolist(), timestamps.tolist()))
+    rows, lines = csv_rows(path, (2,))
+    return _keyframes(path, rows, lines)
 
 
 def read_movie_list(path: PathLike) -> list[str]:
