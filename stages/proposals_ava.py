@@ -54,7 +54,7 @@ def keyframes(source: AvaSource, shards: FrameShards, split: str, video_start_se
 def main(argv: list[str] | None = None) -> int:
     args, params = stage_args(__doc__, ["raw", "shards", "out", "proposals", "metrics"], argv)
     p = params.ava.proposals
-    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
+    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec, files=params.ava.files)
     shards = FrameShards(args.shards)
     val_keys, val_images, val_people = keyframes(source, shards, params.ava.evaluate.split,
                                                  params.ava.video_start_sec)
