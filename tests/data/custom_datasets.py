@@ -13,7 +13,7 @@ import numpy as np
 
 from slowfast.data.synthetic.build import place
 from slowfast.data.synthetic.motions import MOTIONS, MotionInstance
-from slowfast.data.synthetic.render import Track, draw_frames, random_background, random_sprite
+from slowfast.data.synthetic.render import Track, draw_frames, random_sprite
 from tests.data.videos import encode_frames
 
 #: containers and codecs the datasets mix (suffix, codec); every one PyAV writes and reads here
@@ -28,8 +28,9 @@ def motion_frames(name: str, seed: int, *, width: int = 80, height: int = 64, se
     n = round(seconds * fps)
     t = (np.arange(n) - (n - 1) / 2) / fps
     short = min(width, height)
-    background = random_background(rng, height, width)
-    sprite = random_sprite(rng, short_side=short, background=background, size=(0.25, 0.3))
+    # a flat background of a random colour: the clip holds the moving object and nothing else to learn from
+    background = np.broadcast_to(rng.uniform(0, 255, size=3).astype(np.float32), (height, width, 3)).copy()
+    sprite = random_sprite(rng, short_side=short, background=background, size=(0.3, 0.35))
     instance = MotionInstance.draw(motion, rng, short_side=short)
     track = Track(sprite, place(rng, sprite, instance.offsets(t, slow_rate=fps / 16), width, height))
     return list(draw_frames(background, [track], n))
@@ -54,3 +55,40 @@ def motion_folder(root: Path, *, per_class: int, classes: dict[str, str], seed: 
             motion_video(root / rel, motion, seed * 1000 + c * 100 + i, codec=codec, fps=fps)
             out[folder].append(rel)
     return out
+
+
+#: the user's own AVA-style label map: five classes with ids of its own choosing (the synthetic poses 1..5)
+CUSTOM_AVA_LABELS = {10: "stand", 20: "sway slowly", 30: "sway quickly", 40: "bob slowly", 50: "bob quickly"}
+
+
+def custom_ava(root: Path, *, train_videos: int = 1, val_videos: int = 1, duration_sec: int = 8) -> dict[str, Path]:
+    """An AVA-style set of one's own: the synthetic AVA movies stored whole (keyframe timestamps are seconds of the
+    file, 2 .. duration-2, not AVA's 902..1798), every other keyframe kept, the five pose classes under the ids of
+    :data:`CUSTOM_AVA_LABELS`, files under names of one's own, and ground-truth person boxes as imported proposals.
+    Returns the files relative to ``root`` (for ``ava.files``) and the proposals path."""
+    from slowfast.data.formats.ava import read_ava_csv, read_exclusions, write_ava_csv, write_label_map
+    from slowfast.data.synthetic.ava import AvaParams, generate_ava
+
+    official = root.parent / f"{root.name}-official"
+    generate_ava(official, AvaParams(train_videos=train_videos, val_videos=val_videos, duration_sec=duration_sec))
+    (root / "movies").mkdir(parents=True)
+    for video in sorted((official / "videos_15min").iterdir()):
+        video.rename(root / "movies" / video.name)
+    files: dict[str, Path] = {"label_map": Path("labels.pbtxt"), "videos": Path("movies")}
+    for split in ("train", "val"):
+        boxes = read_ava_csv(official / "annotations" / f"ava_{split}_v2.2.csv")
+        boxes = boxes[(boxes["action_id"] <= 5) & (boxes["timestamp"] % 2 == 0)]
+        boxes = boxes.assign(timestamp=boxes["timestamp"] - 900, action_id=boxes["action_id"] * 10)
+        write_ava_csv(boxes, root / "boxes" / f"{split}.csv")
+        files[split] = Path("boxes") / f"{split}.csv"
+        excluded = read_exclusions(official / "annotations" / f"ava_{split}_excluded_timestamps_v2.2.csv")
+        (root / "boxes" / f"{split}_excluded.csv").write_text(
+            "".join(f"{vid},{ts - 900}\n" for vid, ts in sorted(excluded)))
+        files[f"excluded_{split}"] = Path("boxes") / f"{split}_excluded.csv"
+        if split == "val":
+            people = boxes.drop_duplicates(["video_id", "timestamp", "person_id"])
+            proposals = people.assign(action_id=-1, score=0.95)[
+                ["video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id", "score"]]
+            write_ava_csv(proposals, root / "proposals.csv")
+    write_label_map(CUSTOM_AVA_LABELS, root / "labels.pbtxt")
+    return {**files, "proposals": Path("proposals.csv")}
