@@ -21,19 +21,23 @@ CONTAINERS = ((".mp4", "libx264"), (".mkv", "libx264"), (".avi", "mpeg4"), (".mo
 
 
 def motion_frames(name: str, seed: int, *, width: int = 80, height: int = 64, seconds: float = 2.4,
-                  fps: int = 30) -> list[np.ndarray]:
-    """The frames of one object performing motion ``name`` of the motion table."""
+                  fps: int = 30, objects: int = 3) -> list[np.ndarray]:
+    """The frames of ``objects`` objects that all perform motion ``name`` of the motion table, each with its own
+    shape, colours, size, place and draw of the rate (one object alone lets a tiny model memorise appearance:
+    README, "Embedded default")."""
     motion = next(m for m in MOTIONS if m.name == name)
     rng = np.random.default_rng(seed)
     n = round(seconds * fps)
     t = (np.arange(n) - (n - 1) / 2) / fps
     short = min(width, height)
-    # a flat background of a random colour: the clip holds the moving object and nothing else to learn from
+    # a flat background of a random colour: the clip holds the moving objects and nothing else to learn from
     background = np.broadcast_to(rng.uniform(0, 255, size=3).astype(np.float32), (height, width, 3)).copy()
-    sprite = random_sprite(rng, short_side=short, background=background, size=(0.3, 0.35))
-    instance = MotionInstance.draw(motion, rng, short_side=short)
-    track = Track(sprite, place(rng, sprite, instance.offsets(t, slow_rate=fps / 16), width, height))
-    return list(draw_frames(background, [track], n))
+    tracks = []
+    for _ in range(objects):
+        sprite = random_sprite(rng, short_side=short, background=background, size=(0.15, 0.22))
+        instance = MotionInstance.draw(motion, rng, short_side=short)
+        tracks.append(Track(sprite, place(rng, sprite, instance.offsets(t, slow_rate=fps / 16), width, height)))
+    return list(draw_frames(background, tracks, n))
 
 
 def motion_video(path: Path, name: str, seed: int, *, codec: str = "libx264", fps: int = 30, **size) -> Path:

@@ -54,8 +54,8 @@ from slowfast.data.formats.videolist import ListEntry, read_class_names, read_sp
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VIDEO_EXTENSIONS", "AvaFiles", "AvaSource", "CharadesSource", "CustomDatasetConfig", "CustomSource", "KineticsSource",
-           "scan_videos"]
+__all__ = ["VIDEO_EXTENSIONS", "AvaFiles", "AvaSource", "CharadesSource", "CustomDatasetConfig", "CustomSource",
+           "KineticsSource", "scan_videos"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 #: what a user's own dataset may hold: every container suffix the decoder is asked to open
