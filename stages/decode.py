@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None, *, map_chunks: ChunkMapper | None = None
 def _decode_custom(args, params, map_chunks: ChunkMapper | None) -> int:
     if not params.custom.enabled:
         write_status(args.out, enabled=False, metrics=args.metrics)
+        if args.failures:
+            write_json_atomic(args.failures, [])
         return 0
     source = CustomSource(dataclasses.replace(params.custom.dataset, root=args.raw))
     with tracked("decode_custom", args, params, "decode", "custom") as run:

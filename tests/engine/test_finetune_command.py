@@ -86,7 +86,7 @@ def test_finetune_learns_motion_classes_above_chance_and_its_model_predicts(moti
 def test_finetune_reads_list_layouts_and_counts_their_bad_lines(motion_dataset, layout):
     work, root, good, init, params = motion_dataset
     names = sorted(good)
-    lines = [f"{rel} {names.index(folder)}" for folder in names for rel in good[folder][:3]]
+    lines = [f"{rel} {names.index(folder)}" for folder in names for rel in good[folder][:6]]
     lines += ["does not exist.mp4 0", f"{good[names[0]][0]} 0", f"{good[names[0]][1]} 9", "../../escape.mp4 1"]
     suffix = {"mmaction": "txt", "pyslowfast": "csv"}[layout]
     listing = root / f"train.{suffix}"
@@ -97,9 +97,9 @@ def test_finetune_reads_list_layouts_and_counts_their_bad_lines(motion_dataset, 
                        "--params", params, "--epochs", "1", "--val-fraction", "0.34", "--json", cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert summary["classes"] == 2 and summary["train_videos"] == 4 and summary["val_videos"] == 2
+    assert summary["classes"] == 2 and summary["train_videos"] == 8 and summary["val_videos"] == 4  # 2 of 6 held out
     reasons = [f["reason"] for f in json.loads((out / "failures.json").read_text())]
-    assert [r.split(":")[:2] for r in reasons] == [[listing.name, str(n)] for n in (7, 8, 9, 10)]
+    assert [r.split(":")[:2] for r in reasons] == [[listing.name, str(n)] for n in (13, 14, 15, 16)]
     assert "missing file" in reasons[0] and "duplicate path" in reasons[1]
     assert "unknown label '9'" in reasons[2] and "outside the dataset root" in reasons[3]
 

@@ -502,6 +502,8 @@ class CustomSource(_Source):
     # -- layouts "mmaction" and "pyslowfast"
     def _list_file(self, name: str) -> Path:
         path = self.root / name
+        if not _inside(self.root, path):
+            raise ValueError(f"{name}: the list file resolves to {path.resolve()}, outside the dataset root {self.root}")
         if not path.is_file():
             raise FileNotFoundError(f"{path}: list file not found (paths are relative to the dataset root)")
         return path
