@@ -476,7 +476,7 @@ class CustomSource(_Source):
                 continue
             chosen[split] = set()
             for entry in read_split_file(self._list_file(name)):
-                path = self.root / entry.path
+                path = Path(os.path.normpath(self.root / entry.path))
                 vid = self._video_id(path)
                 where = f"{name}:{entry.line}"
                 if not _inside(self.root, path):
