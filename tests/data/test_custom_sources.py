@@ -73,6 +73,7 @@ def test_folder_layout_reads_every_kind_of_video_and_names_every_bad_entry(tmp_p
 
 def test_a_video_shorter_than_the_window_repeats_its_last_frame(tmp_path):
     make_video(tmp_path / "v" / "a" / "two frames.mp4", num_frames=2)
+    make_video(tmp_path / "v" / "a" / "one frame.mp4", num_frames=1)
     make_video(tmp_path / "v" / "b" / "long.mp4", num_frames=40)
     source = CustomSource(CustomDatasetConfig(root=str(tmp_path / "v"), val_fraction=0.0))
     decode_source(source, tmp_path / "s", FRAMES, progress=False)
@@ -85,6 +86,8 @@ def test_a_video_shorter_than_the_window_repeats_its_last_frame(tmp_path):
     assert item["frames"].shape == (2, 32)
     assert set(item["frames"].flatten().tolist()) == {0, 1}  # frames clamped to the two there are
     assert item["inputs"][1].shape[2] == 32  # the Fast pathway still gets alpha*T frames
+    single = dataset[[v for v, _ in dataset.records].index("a/one frame.mp4")]
+    assert set(single["frames"].flatten().tolist()) == {0} and single["inputs"][0].shape[2] == 4
 
 
 def test_seeded_split_is_reproducible_and_changes_with_the_seed(tmp_path):
