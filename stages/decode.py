@@ -95,7 +95,10 @@ def _decode_custom(args, params, map_chunks: ChunkMapper | None) -> int:
         if args.failures:
             write_json_atomic(args.failures, [])
         return 0
-    source = CustomSource(dataclasses.replace(params.custom.dataset, root=args.raw))
+    try:
+        source = CustomSource(dataclasses.replace(params.custom.dataset, root=args.raw))
+    except (FileNotFoundError, ValueError) as exc:  # a missing root or list file: one line, no traceback
+        raise SystemExit(f"decode_custom: {exc}") from None
     with tracked("decode_custom", args, params, "decode", "custom") as run:
         report, failures = decode_source(source, args.out, params.decode.frames, workers=params.decode.workers,
                                          map_chunks=map_chunks)

@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         write_status(args.out, enabled=False, metrics=args.metrics)
         return 0
     e = c.evaluate
-    source = CustomSource(dataclasses.replace(c.dataset, root=args.raw))
+    try:
+        source = CustomSource(dataclasses.replace(c.dataset, root=args.raw))
+    except (FileNotFoundError, ValueError) as exc:  # a missing root or list file: one line, no traceback
+        raise SystemExit(f"evaluate_custom: {exc}") from None
     model_dir = Path(args.model)
     classes = json.loads((model_dir / "classes.json").read_text(encoding="utf-8"))
     if classes != source.classes:

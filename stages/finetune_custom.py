@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     if not c.enabled:
         write_status(args.out, enabled=False, metrics=args.metrics)
         return 0
-    source = CustomSource(dataclasses.replace(c.dataset, root=args.raw))
+    try:
+        source = CustomSource(dataclasses.replace(c.dataset, root=args.raw))
+    except (FileNotFoundError, ValueError) as exc:  # a missing root or list file: one line, no traceback
+        raise SystemExit(f"finetune_custom: {exc}") from None
     shards = FrameShards(args.shards)
     try:
         samples = usable_samples(source, shards)
