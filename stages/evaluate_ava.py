@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args, params = stage_args(__doc__, ["raw", "shards", "model", "proposals", "out", "metrics"], argv)
     e = params.ava.evaluate
 
-    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
+    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec,
+                       files=params.ava.files)
     label_map = source.label_map
     class_ids = sorted(label_map)
     detector = load_detector(args.model)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args, params = stage_args(__doc__, ["raw", "shards", "pretrained", "out", "metrics"], argv)
     p = params.ava.finetune
 
-    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
+    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec, files=params.ava.files)
     class_ids = sorted(source.label_map)
     seed_everything(p.train.seed)  # the new head's initial weights: the same on every run
     detector = detector_from_pretrained(args.pretrained, len(class_ids),

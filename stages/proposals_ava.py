@@ -55,7 +55,8 @@ def keyframes(source: AvaSource, shards: FrameShards, split: str, video_start_se
 def main(argv: list[str] | None = None) -> int:
     args, params = stage_args(__doc__, ["raw", "shards", "out", "proposals", "metrics"], argv)
     p = params.ava.proposals
-    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec)
+    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec,
+                       files=params.ava.files)
     shards = FrameShards(args.shards)
     val_keys, val_images, val_people = keyframes(source, shards, params.ava.evaluate.split,
                                                  params.ava.video_start_sec)
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                       for key, g in imported.groupby(["video_id", "timestamp"])}
             detections = [by_key.get(key, np.zeros((0, 5), np.float32)) for key in val_keys]
             proposals = filter_proposals(imported, p.score_threshold)
+            # The stage's model output exists either way (DVC requires it): here it says where proposals came from.
+            write_json_atomic(Path(args.out) / "imported.json", {"import_file": str(p.import_file)})
         else:
             seed_everything(p.seed)  # the initial weights: the same on every run
             model = build_person_detector(p.detector)

@@ -19,6 +19,7 @@ import yaml
 from slowfast.config import ConfigError, from_mapping, require
 from slowfast.data.decode import DecodeConfig
 from slowfast.data.sampling import SamplingConfig
+from slowfast.data.sources import AvaFiles, CustomDatasetConfig
 from slowfast.data.synthetic.release import SyntheticParams
 from slowfast.data.transforms import TransformConfig
 from slowfast.detection.person import PersonDetectorConfig, PersonTrainConfig
@@ -192,9 +193,49 @@ class AvaEvaluateParams:
 @dataclass(frozen=True)
 class AvaParams:
     video_start_sec: int = 900  # movies are stored from second 900 on (15-minute segments, as PySlowFast's)
+    #: the dataset root (a user's own AVA-style set: any folder) and its file names (null: the official ones)
+    root: str = "data/raw/ava"
+    files: AvaFiles = field(default_factory=AvaFiles)
     proposals: ProposalParams = field(default_factory=ProposalParams)
     finetune: AvaFinetuneParams = field(default_factory=AvaFinetuneParams)
     evaluate: AvaEvaluateParams = field(default_factory=AvaEvaluateParams)
+
+
+@dataclass(frozen=True)
+class CustomFinetuneParams:
+    """Fine-tuning on a user's own single-label classes (Sec. 6's transfer: the pretrained backbone, a new softmax
+    head; step-wise decay by default)."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, schedule="steps"))
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    #: split used for the per-epoch validation (one centre view per video); null = none
+    val_split: str | None = "val"
+
+    def __post_init__(self) -> None:
+        require(self.train.loss == "cross_entropy", "train.loss",
+                "a folder / list dataset has one label per video: 'cross_entropy' (softmax)")
+        require(self.val_split in (None, "train", "val"), "val_split",
+                f"got {self.val_split!r}, allowed: train, val or null")
+
+
+@dataclass(frozen=True)
+class CustomParams:
+    """A user's own classification videos: ``decode_custom -> finetune_custom -> evaluate_custom`` (README "Your own
+    videos"). With ``enabled: false`` (the default) the three stages only record that they are off."""
+
+    enabled: bool = False
+    dataset: CustomDatasetConfig = field(default_factory=CustomDatasetConfig)
+    #: the model fine-tuned from: the pretrain stage's, or a converted model-zoo checkpoint (`slowfast convert`)
+    init: str = "models/pretrain/model.pt"
+    #: the MLflow registry name of the fine-tuned model (its alias is tracking.alias)
+    registered_model: str = "slowfast-custom"
+    finetune: CustomFinetuneParams = field(default_factory=CustomFinetuneParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+
+    def __post_init__(self) -> None:
+        require(self.evaluate.split in ("train", "val"), "evaluate.split",
+                f"got {self.evaluate.split!r}, allowed: train, val")
+        require(bool(self.registered_model.strip()), "registered_model", "must be a non-empty name")
 
 
 @dataclass(frozen=True)
@@ -208,6 +249,7 @@ class PipelineParams:
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     charades: CharadesParams = field(default_factory=CharadesParams)
     ava: AvaParams = field(default_factory=AvaParams)
+    custom: CustomParams = field(default_factory=CustomParams)
 
 
 def load_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:

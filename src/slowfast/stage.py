@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pathlib import Path
+
 from slowfast.params import PipelineParams, load_params, section
 from slowfast.tracking.runs import stage_run
 
@@ -39,3 +41,16 @@ def tracked(name: str, args: argparse.Namespace, params: PipelineParams, *sectio
     """The stage's MLflow child run, logging the raw ``sections`` of the params file as its parameters."""
     kwargs.setdefault("system_metrics", params.tracking.system_metrics)
     return stage_run(name, params=section(args.params, *sections), experiment=params.tracking.experiment, **kwargs)
+
+
+def write_status(out: str | Path, *, enabled: bool, metrics: str | Path | None = None) -> None:
+    """Record in ``out/status.json`` whether an optional stage (the ``custom`` ones) ran; an off stage also writes
+    ``{"enabled": false}`` as its metrics. DVC cannot skip a stage by a parameter, so an off stage still runs and
+    leaves these small files as its outputs (its persistent output folder otherwise untouched)."""
+    from slowfast.utils.io import write_json_atomic
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(out) / "status.json", {"enabled": enabled})
+    if metrics is not None and not enabled:
+        write_json_atomic(metrics, {"enabled": False})
+        logging.getLogger("slowfast.stage").info("custom.enabled is false: nothing to do")

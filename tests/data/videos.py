@@ -60,6 +60,7 @@ def make_video(
     ``options`` replace the encoder's defaults here (x264 ``ultrafast``: no B-frames), e.g.
     ``{"preset": "medium", "bframes": "3"}`` for the reordered streams real Kinetics files have."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     pix_fmt = {"mjpeg": "yuvj420p"}.get(codec, "yuv420p")
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate)
@@ -105,4 +106,24 @@ def truncate(path: Path, fraction: float = 0.5) -> Path:
     """Cut a file to ``fraction`` of its bytes, as an interrupted download does."""
     data = Path(path).read_bytes()
     Path(path).write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+def encode_frames(path: Path, frames: list[np.ndarray], *, codec: str = "libx264", rate: int = 30) -> Path:
+    """Encode RGB uint8 frames (all of one even or odd size) with ``codec`` into the container of ``path``'s suffix."""
+    path = Path(path)
+    height, width = frames[0].shape[:2]
+    pix_fmt = {"mjpeg": "yuvj420p"}.get(codec, "yuv420p")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if codec == "libx264":
+            stream.options = {"crf": "18", "preset": "ultrafast"}
+        elif codec in ("mpeg4", "mjpeg"):
+            stream.options = {"qscale": "3"}
+        elif codec == "libvpx-vp9":
+            stream.options = {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        for array in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode(None))
     return path
