@@ -32,7 +32,7 @@ from slowfast.config import from_mapping, to_mapping
 from slowfast.data.decode import DecodeConfig
 from slowfast.data.sampling import SamplingConfig
 from slowfast.data.transforms import TransformConfig
-from slowfast.models.checkpoint import load_model, read_checkpoint
+from slowfast.models.checkpoint import load_model, read_checkpoint, read_class_names
 from slowfast.models.config import SlowFastConfig
 from slowfast.models.presets import PRESETS, preset_config
 from slowfast.models.slowfast import SlowFast
@@ -101,25 +101,15 @@ def _read_json(path: Path, what: str) -> Any:
         raise ValueError(f"{path}: unreadable {what}: {exc}") from None
 
 
-def _read_classes(path: Path, num_classes: int) -> list[str]:
-    if not path.is_file():
-        log.warning("%s not found: classes are named by their index", path)
-        return [str(i) for i in range(num_classes)]
-    classes = _read_json(path, "class list")
-    if not isinstance(classes, list) or len(classes) != num_classes:
-        raise ValueError(f"{path}: expected a list of {num_classes} class names (the model's outputs), "
-                         f"got {type(classes).__name__} of length {len(classes) if isinstance(classes, list) else '-'}")
-    return [str(c) for c in classes]
-
-
 def load_local(path: str | os.PathLike[str], *, classes_path: Path | None = None,
                preprocessing_path: Path | None = None) -> ResolvedModel:
-    """A ``slowfast/1`` checkpoint with ``classes.json`` (and optionally ``preprocessing.json``) beside it."""
+    """A ``slowfast/1`` checkpoint with its class names (:func:`~slowfast.models.checkpoint.read_class_names`: stored
+    in it, else ``classes.json`` beside it) and optionally ``preprocessing.json`` beside it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     model = load_model(path)
-    classes = _read_classes(classes_path or path.with_name(ARTIFACTS["classes"]), model.config.num_classes)
+    classes = read_class_names(path, model.config.num_classes, classes_path=classes_path)
     pre_path = preprocessing_path or path.with_name(ARTIFACTS["preprocessing"])
     if pre_path.is_file():
         preprocessing = from_mapping(Preprocessing, _read_json(pre_path, "preprocessing"), prefix=str(pre_path))
