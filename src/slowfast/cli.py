@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("slowfast.models.stats", "GFLOPs and parameter count of a preset, as one JSON object"),
     "presets": ("slowfast.models.presets", "list the model presets with their metadata"),
     "convert": ("slowfast.models.convert", "convert a PySlowFast / pytorchvideo / Caffe2 checkpoint"),
+    "export": ("slowfast.models.export", "export a checkpoint to ONNX or TorchScript, checked against PyTorch"),
     "synthetic": ("slowfast.data.synthetic.release", "build and publish the embedded synthetic datasets"),
     "decode": ("slowfast.data.decode", "decode a folder of videos once into Parquet frame shards"),
     "eval-ava": ("slowfast.metrics.ava", "AVA frame mAP@0.5 of a detections CSV, as the official evaluator"),

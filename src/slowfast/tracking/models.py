@@ -26,8 +26,6 @@ import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from slowfast.config import from_mapping, to_mapping
 from slowfast.data.decode import DecodeConfig
 from slowfast.data.sampling import SamplingConfig
@@ -224,14 +222,17 @@ def resolve_model(uri_or_path: str | os.PathLike[str], *, tracking_uri: str | No
 
 
 def model_signature(config: SlowFastConfig, sampling: SamplingConfig) -> Any:
-    """Input ``(-1, C, αT, -1, -1)`` float32 clips (any spatial size: the network is fully convolutional up to its
-    global pooling), output ``(-1, num_classes)`` float32 scores."""
+    """No input schema (a request holds a video or ``(-1, C, αT, S, S)`` float32 clips, checked by
+    :mod:`slowfast.tracking.serving`, which a schema cannot say), the answer's parameters ``top_k``, ``clips`` and
+    ``crops`` with their defaults."""
     from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
+    from mlflow.types import ParamSchema, ParamSpec
 
-    clip = (-1, config.input_channels, sampling.fast_frames, -1, -1)
-    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), clip)]),
-                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, config.num_classes))]))
+    from slowfast.tracking.serving import PARAMS
+
+    defaults = {**PARAMS, "top_k": min(PARAMS["top_k"], config.num_classes)}
+    return ModelSignature(inputs=None, outputs=None,
+                          params=ParamSchema([ParamSpec(name, "long", value) for name, value in defaults.items()]))
 
 
 def _requirements() -> list[str]:
