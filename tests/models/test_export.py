@@ -132,8 +132,8 @@ def test_exported_ava_detector_takes_a_clip_and_boxes_and_gives_the_pytorch_scor
         assert relative(got, expected) <= TOLERANCE
 
 
-def test_full_size_slowfast_8x8_r50_from_pytorchvideo_runs_in_onnxruntime_with_the_reference_logits(ptv, tmp_path,  # noqa: F811
-                                                                                                    capsys):
+def test_full_size_slowfast_8x8_r50_from_pytorchvideo_gives_the_reference_logits_in_onnxruntime(
+        ptv, tmp_path, capsys):  # noqa: F811
     # pytorchvideo's slowfast_r50 (the hub model's architecture) with random weights and BN statistics.
     reference = _randomize(ptv.slowfast(model_depth=50, slowfast_fusion_conv_kernel_size=(7, 1, 1),
                                         head_pool=nn.AdaptiveAvgPool3d), seed=5)

@@ -2,7 +2,7 @@
 
 What is exported takes one clip, as the served model and ``predict`` prepare it, not the list of pathway tensors::
 
-    classifier:  clip (N, 3, αT, H, W) float32 ──► logits (N, K)  (per-class sigmoid scores for a multi-label model)
+    classifier:  clip (N, 3, αT, H, W) float32 ──► logits (N, K)  (sigmoid scores for a multi-label model)
     AVA detector: clip (N, 3, αT, H, W), boxes (R, 5) = [batch index, x1, y1, x2, y2] in clip pixels
                                         ──► scores (R, K)  (per-class sigmoids, Sec. 5)
 
