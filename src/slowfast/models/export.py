@@ -130,7 +130,8 @@ def is_detector(model: nn.Module) -> bool:
 
 
 def exportable(model: SlowFast) -> nn.Module:
-    return ExportedDetector(model) if is_detector(model) else ExportedClassifier(model)
+    """The one-input (classifier) or clip + boxes (detector) wrapper of ``model``, in eval mode."""
+    return (ExportedDetector(model) if is_detector(model) else ExportedClassifier(model)).eval()
 
 
 # --------------------------------------------------------------------------------------------------- exporting
