@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from slowfast.cli import main
 from slowfast.data.formats.ava import read_label_map
@@ -13,6 +12,7 @@ from slowfast.data.labels import LABEL_SETS, builtin_classes, infer_label_set, r
 from slowfast.models.checkpoint import read_checkpoint, read_class_names, save_model
 from slowfast.models import create_model
 from slowfast.tracking.models import load_local
+from tests.data.videos import make_video
 from tests.models.test_convert import REDUCED_DEPTHS, WIDTH, ptv, reference_slowfast, write_hub  # noqa: F401
 
 
@@ -94,12 +94,14 @@ def test_convert_infers_kinetics400_names_and_predict_reads_them(ptv, tmp_path, 
     assert meta["classes"] == builtin_classes("kinetics400") and meta["classes_from"] == "kinetics400"
     resolved = load_local(out)
     assert resolved.classes[0] == "abseiling" and len(resolved.classes) == 400
-    # predict's own path: its top classes carry the stored names.
-    from slowfast.engine.predict import top_classes
-
-    scores = torch.zeros(400)
-    scores[398] = 1.0
-    assert top_classes(scores.numpy(), resolved.classes, 1)[0]["class"] == "yoga"
+    # `slowfast predict` on a real encoded video names its top classes with the stored Kinetics names.
+    video = make_video(tmp_path / "clip.mp4", width=64, height=48, num_frames=90)
+    capsys.readouterr()
+    assert main(["predict", str(video), "--checkpoint", str(out), "--json", "--clips", "1", "--crops", "1",
+                 "--top", "3"]) == 0
+    top = json.loads(capsys.readouterr().out)["top"]
+    assert len(top) == 3 and all(t["class"] in resolved.classes for t in top)
+    assert not any(t["class"].isdigit() for t in top)
 
 
 def test_convert_with_a_label_set_of_the_wrong_size_fails_naming_the_flag(ptv, tmp_path, capsys):  # noqa: F811
