@@ -9,6 +9,9 @@ load (this machine is shared) hits every mode alike. The modes:
 - ``folded_cl``: the same with channels-last-3d weights and inputs;
 - ``compiled`` (only with ``--compile``; compiling takes tens of seconds): ``folded`` through ``torch.compile``;
   for these, the max |difference| of the outputs to the eager logits is reported;
+- ``onnxruntime``: the model exported by ``slowfast export`` (:func:`slowfast.models.export.export_onnx`, one clip
+  in) run by ONNX Runtime's CPU provider with ``--threads`` intra-op threads; the max |difference| to the eager
+  logits is reported. The export (tens of seconds) happens once per preset, before timing;
 - ``train``: one SGD step (forward, cross-entropy, backward, update) in training mode.
 
 Memory: each mode then runs two steps alone in a fresh child process, which reports its peak resident set size
@@ -19,7 +22,7 @@ On a busy machine use ``--threads 1``: with more threads than free cores, OpenMP
 ops dominates and the timings measure the machine's load rather than the model.
 
     python benchmarks/model.py [--presets slowfast_tiny slowfast_4x16_r50] [--size 112] [--batch 2] [--iters 5]
-                               [--threads 2] [--compile] [--json]
+                               [--threads 2] [--compile] [--no-onnx] [--json]
 """
 
 from __future__ import annotations
@@ -34,28 +37,30 @@ import sys
 import time
 from typing import Any
 
-MODES = ("eager", "folded", "folded_cl", "train")
+MODES = ("eager", "folded", "folded_cl", "onnxruntime", "train")
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _runners(preset: str, modes: list[str], *, size: int, batch: int, seed: int) -> tuple[dict[str, Any], Any]:
+def _runners(preset: str, modes: list[str], *, size: int, batch: int, seed: int, threads: int = 1,
+             onnx_dir: str | None = None) -> tuple[dict[str, Any], Any]:
     """One callable per mode, all built from the same weights and fed the same clip; plus a check function."""
     import copy
+    import os
 
     import torch
 
-    from slowfast.models import create_model
+    from slowfast.models import create_model, pack_pathways
     from slowfast.models.optimize import optimize_for_inference
 
     torch.manual_seed(seed)
     model = create_model(preset).eval()
     cfg = model.config
     g = torch.Generator().manual_seed(seed)
-    x = [torch.randn(batch, cfg.input_channels, cfg.pathway_frames(p), size, size, generator=g)
-         for p in cfg.pathways]
+    clip = torch.randn(batch, cfg.input_channels, cfg.pathway_frames(cfg.pathways[-1]), size, size, generator=g)
+    x = pack_pathways(clip, cfg)  # the Slow pathway's T frames are taken from the clip, as at inference
     target = torch.randint(0, cfg.num_classes, (batch,), generator=g)
     runners: dict[str, Any] = {}
     for mode in modes:
@@ -74,6 +79,19 @@ def _runners(preset: str, modes: list[str], *, size: int, batch: int, seed: int)
                 loss.backward()
                 opt.step()
             runners[mode] = train_step
+        elif mode == "onnxruntime":
+            import onnxruntime
+
+            from slowfast.models.export import export_onnx
+
+            path = os.path.join(onnx_dir or ".", f"{preset}-{size}.onnx")
+            if not os.path.exists(path):  # the same weights (seed) in every child: export once per preset
+                export_onnx(model, path, size=size)
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+            session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            feed = {"clip": clip.numpy()}
+            runners[mode] = lambda session=session: torch.from_numpy(session.run(None, feed)[0])
         else:
             fast = optimize_for_inference(model, channels_last=(mode == "folded_cl"), compile=(mode == "compiled"))
             runners[mode] = lambda fast=fast: fast(x)
@@ -86,13 +104,14 @@ def _runners(preset: str, modes: list[str], *, size: int, batch: int, seed: int)
 
 
 def time_modes(preset: str, modes: list[str], *, size: int, batch: int, iters: int, warmup: int, threads: int,
-               seed: int = 0) -> dict[str, dict[str, Any]]:
+               seed: int = 0, onnx_dir: str | None = None) -> dict[str, dict[str, Any]]:
     """Median time per step of every mode, the modes interleaved round-robin in one process so that a change
     of machine load hits all of them alike."""
     import torch
 
     torch.set_num_threads(threads)
-    runners, max_abs_diff = _runners(preset, modes, size=size, batch=batch, seed=seed)
+    runners, max_abs_diff = _runners(preset, modes, size=size, batch=batch, seed=seed, threads=threads,
+                                     onnx_dir=onnx_dir)
     for _ in range(warmup):
         for run_step in runners.values():
             run_step()
@@ -111,12 +130,13 @@ def time_modes(preset: str, modes: list[str], *, size: int, batch: int, iters: i
     return out
 
 
-def peak_memory(preset: str, mode: str, *, size: int, batch: int, threads: int, seed: int = 0) -> dict[str, float]:
+def peak_memory(preset: str, mode: str, *, size: int, batch: int, threads: int, seed: int = 0,
+                onnx_dir: str | None = None) -> dict[str, float]:
     """Peak RSS of a fresh process running two steps of one mode, and its growth over the RSS after set-up."""
     import torch
 
     torch.set_num_threads(threads)
-    runners, _ = _runners(preset, [mode], size=size, batch=batch, seed=seed)
+    runners, _ = _runners(preset, [mode], size=size, batch=batch, seed=seed, threads=threads, onnx_dir=onnx_dir)
     base = _rss_mb()
     for _ in range(2):
         runners[mode]()
@@ -130,17 +150,23 @@ def _in_child(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import tempfile
+
     modes = list(MODES) + (["compiled"] if args.compile else [])
+    if args.no_onnx:
+        modes.remove("onnxruntime")
     rows = []
-    for preset in args.presets:
-        common = {"size": args.size, "batch": args.batch, "threads": args.threads}
-        times = _in_child(time_modes, preset, modes, iters=args.iters, warmup=args.warmup, **common)
-        for mode in modes:
-            # A fresh process per mode, so that each peak RSS is that mode's own.
-            memory = _in_child(peak_memory, preset, mode, **common)
-            row = {"preset": preset, "mode": mode, **common, "iters": args.iters, **times[mode], **memory}
-            row["speedup_vs_eager"] = row["clips_per_s"] / times["eager"]["clips_per_s"]
-            rows.append(row)
+    with tempfile.TemporaryDirectory(prefix="slowfast-bench-") as onnx_dir:
+        for preset in args.presets:
+            common = {"size": args.size, "batch": args.batch, "threads": args.threads}
+            times = _in_child(time_modes, preset, modes, iters=args.iters, warmup=args.warmup, onnx_dir=onnx_dir,
+                              **common)
+            for mode in modes:
+                # A fresh process per mode, so that each peak RSS is that mode's own.
+                memory = _in_child(peak_memory, preset, mode, onnx_dir=onnx_dir, **common)
+                row = {"preset": preset, "mode": mode, **common, "iters": args.iters, **times[mode], **memory}
+                row["speedup_vs_eager"] = row["clips_per_s"] / times["eager"]["clips_per_s"]
+                rows.append(row)
     return rows
 
 
@@ -167,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations before timing")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (needs a C++ compiler)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime mode (no export extra)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     for key in ("size", "batch", "iters", "threads"):

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("slowfast.models.stats", "GFLOPs and parameter count of a preset, as one JSON object"),
     "presets": ("slowfast.models.presets", "list the model presets with their metadata"),
     "convert": ("slowfast.models.convert", "convert a PySlowFast / pytorchvideo / Caffe2 checkpoint"),
+    "export": ("slowfast.models.export", "export a checkpoint to ONNX or TorchScript, checked against PyTorch"),
     "synthetic": ("slowfast.data.synthetic.release", "build and publish the embedded synthetic datasets"),
     "datasets": ("slowfast.data.catalog", "the shipped real-dataset manifests: files, download and shard sizes"),
     "params": ("slowfast.recipes", "write params.yaml for a real dataset: the paper's recipe scaled to your GPUs"),

@@ -59,13 +59,14 @@ def test_pyfunc_loaded_by_alias_scores_real_clips_like_the_checkpoint(store, tmp
     mlflow.set_tracking_uri(uri)
     clips = _real_clips(video, tmp_path / "shards")
     pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@{ALIAS}")
-    scores = pyfunc.predict(clips.numpy())
+    answers = pyfunc.predict(clips.numpy(), params={"top_k": 3})
     model = load_model(checkpoint)
     with torch.inference_mode():
         expected = model(pack_pathways(clips, model.config)).softmax(dim=1).numpy()
-    assert scores.shape == (30, 3)
-    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    assert len(answers) == 30
+    for row, answer in zip(expected, answers):
+        assert [t["class"] for t in answer["top"]] == [CLASSES[i] for i in np.argsort(-row, kind="stable")]
+        np.testing.assert_allclose([t["score"] for t in answer["top"]], np.sort(row)[::-1], atol=1e-6)
     assert int(info.registered_model_version) == 1
 
 
@@ -86,9 +87,8 @@ def test_logged_model_holds_no_pickle_only_our_checkpoint_and_a_signature(store,
                 serialized.append(path)
     assert [p.relative_to(local).as_posix() for p in serialized] == [flavor["artifacts"]["checkpoint"]["path"]]
     assert read_checkpoint(serialized[0])["format"] == "slowfast/1"  # loads with weights_only=True
-    signature = {k: json.loads(v) for k, v in mlmodel["signature"].items() if k in ("inputs", "outputs")}
-    assert signature["inputs"][0]["tensor-spec"] == {"dtype": "float32", "shape": [-1, 3, 32, -1, -1]}
-    assert signature["outputs"][0]["tensor-spec"] == {"dtype": "float32", "shape": [-1, 3]}
+    params = {p["name"]: p["default"] for p in json.loads(mlmodel["signature"]["params"])}
+    assert params == {"top_k": 3, "clips": 10, "crops": 3}  # top 5 of 3 classes: 3  # a request holds a video or clips: no input schema
 
 
 def test_predict_with_the_registered_alias_gives_the_checkpoint_scores(store, capsys):

@@ -83,7 +83,8 @@ def top_classes(scores: np.ndarray, classes: list[str], k: int) -> list[dict[str
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path, help="a video file (any format FFmpeg reads)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=Path, help="a slowfast/1 checkpoint (classes.json beside it)")
+    source.add_argument("--checkpoint", type=Path, help="a slowfast/1 checkpoint (class names: stored in it by "
+                        "`slowfast convert --classes`, else classes.json beside it)")
     source.add_argument("--model", help="an MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, "
                         "runs:/RUN_ID/model")
     parser.add_argument("--tracking-uri",

@@ -158,3 +158,34 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Any]) -> N
     if problems:
         raise ValueError("state dict does not fit the model: " + "; ".join(problems))
     model.load_state_dict(dict(state_dict), strict=True)
+
+
+def read_class_names(checkpoint: str | os.PathLike[str], num_classes: int, *,
+                     classes_path: str | os.PathLike[str] | None = None) -> list[str]:
+    """The class names of the model at ``checkpoint``, output ``i`` first: the one place they are read.
+
+    In order: the names stored in the checkpoint (``meta["classes"]``, written by ``slowfast convert --classes``),
+    else ``classes_path`` (default: ``classes.json`` beside the checkpoint; an MLflow model's ``classes``
+    artifact), else the class indices as strings (with a warning). A list whose length is not ``num_classes`` is a
+    ValueError naming the file. ``predict``, ``demo`` and the served MLflow model all call this function.
+    """
+    from slowfast.data.labels import read_class_file
+
+    checkpoint = Path(checkpoint)
+    payload = torch_load_weights_only(checkpoint) if checkpoint.is_file() else None
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    stored = meta.get("classes") if isinstance(meta, dict) else None
+    if stored is not None:
+        names, source = stored, f"{checkpoint} (meta.classes)"
+    else:
+        path = Path(classes_path) if classes_path is not None else checkpoint.with_name("classes.json")
+        if not path.is_file():
+            log.warning("%s holds no class names and %s does not exist: classes are named by their index",
+                        checkpoint, path)
+            return [str(i) for i in range(num_classes)]
+        names, source = read_class_file(path), str(path)
+    if not isinstance(names, list) or len(names) != num_classes:
+        length = len(names) if isinstance(names, list) else "-"
+        raise ValueError(f"{source}: expected a list of {num_classes} class names (the model's outputs), "
+                         f"got {type(names).__name__} of length {length}")
+    return [str(c) for c in names]

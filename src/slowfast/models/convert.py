@@ -255,14 +255,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", required=True, help="model preset the checkpoint was trained as")
     parser.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field of the preset (value parsed as JSON), repeatable")
+    parser.add_argument("--classes", help="class names to store in the checkpoint: kinetics400, kinetics600, ava "
+                        "(60 classes), ava80, or a file (.json list, .pbtxt, .csv, one name per line); default: the "
+                        "package label set with the checkpoint's number of classes, if exactly one has it")
     parser.add_argument("input", type=Path, help="PySlowFast/pytorchvideo .pyth or Caffe2 .pkl")
     parser.add_argument("output", type=Path, help="where to write the slowfast/1 checkpoint")
 
 
+def class_names_for(spec: str | None, num_classes: int) -> tuple[list[str] | None, str | None]:
+    """(names, where from) for ``--classes``: a package label set (``ava`` picks the 60- or 80-class list by
+    ``num_classes``), a file, or, without ``spec``, the one label set with ``num_classes`` classes (else None)."""
+    from slowfast.data.labels import LABEL_SETS, builtin_classes, infer_label_set, read_class_file
+
+    if spec is None:
+        spec = infer_label_set(num_classes)
+        if spec is None:
+            log.warning("no package label set has %d classes: no class names stored (use --classes FILE)",
+                        num_classes)
+            return None, None
+    if spec == "ava" and num_classes == LABEL_SETS["ava80"][1]:
+        spec = "ava80"
+    names = builtin_classes(spec) if spec in LABEL_SETS else read_class_file(spec)
+    if len(names) != num_classes:
+        raise ValueError(f"--classes: {spec} has {len(names)} classes, the checkpoint's classifier {num_classes}")
+    return names, spec if spec in LABEL_SETS else Path(spec).name
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = dict(args.overrides)
+    if args.classes is not None and args.classes not in ("kinetics400", "kinetics600", "ava", "ava80") \
+            and not Path(args.classes).is_file():
+        raise FileNotFoundError(f"--classes: {args.classes!r} is neither a label set (kinetics400, kinetics600, "
+                                "ava, ava80) nor an existing file")
     model = convert_checkpoint(args.source, args.preset, args.input, **overrides)
     meta = {"converted_from": args.source, "source_file": args.input.name, "preset": args.preset}
+    classes, classes_from = class_names_for(args.classes, model.config.num_classes)
+    if classes is not None:
+        meta.update(classes=classes, classes_from=classes_from)
     if overrides:
         meta["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
     save_model(model, args.output, meta=meta)

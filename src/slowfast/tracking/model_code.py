@@ -8,37 +8,34 @@ pickled: the weights are the ``checkpoint`` artifact (our ``slowfast/1`` format,
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import mlflow
-import numpy as np
-import torch
 
 
 class SlowFastPyfunc(mlflow.pyfunc.PythonModel):
-    """Clips in, class scores out: ``(N, 3, αT, H, W)`` float32 normalised frames → ``(N, K)`` float32.
+    """A video (base64 bytes or a path) or prepared clips in, named classes with scores out (top-k): see
+    :func:`slowfast.tracking.serving.answer` for the request and answer formats.
 
-    Scores are the softmax of the logits (a multi-label model gives per-class sigmoids in eval mode already),
-    what multi-view testing aggregates (Sec. 5.1): average the rows of a video's views for its prediction.
+    A video goes through the evaluation protocol (decoding, ``clips`` × ``crops`` views, softmax averaged; Sec. 5.1)
+    with the preprocessing logged beside the weights; a prepared clip is scored on its own.
     """
 
     def load_context(self, context: Any) -> None:
-        from slowfast.models import load_model
+        from pathlib import Path
 
-        self.model = load_model(context.artifacts["checkpoint"], map_location="cpu")
-        with open(context.artifacts["classes"], encoding="utf-8") as fh:
-            self.classes = json.load(fh)
+        from slowfast.tracking.models import load_local
+
+        artifacts = context.artifacts
+        self.model, self.classes, self.preprocessing = load_local(
+            artifacts["checkpoint"], classes_path=Path(artifacts["classes"]),
+            preprocessing_path=Path(artifacts["preprocessing"]))
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
-        # No type hints: MLflow would turn them into an input schema; the logged signature is the schema.
-        from slowfast.models import pack_pathways
+        # No type hints: MLflow would turn them into an input schema (and refuse a video where a tensor is hinted).
+        from slowfast.tracking.serving import answer
 
-        clips = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
-        with torch.inference_mode():
-            out = self.model(pack_pathways(clips, self.model.config))
-            scores = out if self.model.config.multilabel else out.softmax(dim=1)
-        return scores.float().numpy()
+        return answer(self.model, self.classes, self.preprocessing, model_input, params)
 
 
 mlflow.models.set_model(SlowFastPyfunc())

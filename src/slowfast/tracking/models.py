@@ -26,13 +26,11 @@ import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from slowfast.config import from_mapping, to_mapping
 from slowfast.data.decode import DecodeConfig
 from slowfast.data.sampling import SamplingConfig
 from slowfast.data.transforms import TransformConfig
-from slowfast.models.checkpoint import load_model, read_checkpoint
+from slowfast.models.checkpoint import load_model, read_checkpoint, read_class_names
 from slowfast.models.config import SlowFastConfig
 from slowfast.models.presets import PRESETS, preset_config
 from slowfast.models.slowfast import SlowFast
@@ -101,25 +99,15 @@ def _read_json(path: Path, what: str) -> Any:
         raise ValueError(f"{path}: unreadable {what}: {exc}") from None
 
 
-def _read_classes(path: Path, num_classes: int) -> list[str]:
-    if not path.is_file():
-        log.warning("%s not found: classes are named by their index", path)
-        return [str(i) for i in range(num_classes)]
-    classes = _read_json(path, "class list")
-    if not isinstance(classes, list) or len(classes) != num_classes:
-        raise ValueError(f"{path}: expected a list of {num_classes} class names (the model's outputs), "
-                         f"got {type(classes).__name__} of length {len(classes) if isinstance(classes, list) else '-'}")
-    return [str(c) for c in classes]
-
-
 def load_local(path: str | os.PathLike[str], *, classes_path: Path | None = None,
                preprocessing_path: Path | None = None) -> ResolvedModel:
-    """A ``slowfast/1`` checkpoint with ``classes.json`` (and optionally ``preprocessing.json``) beside it."""
+    """A ``slowfast/1`` checkpoint with its class names (:func:`~slowfast.models.checkpoint.read_class_names`: stored
+    in it, else ``classes.json`` beside it) and optionally ``preprocessing.json`` beside it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     model = load_model(path)
-    classes = _read_classes(classes_path or path.with_name(ARTIFACTS["classes"]), model.config.num_classes)
+    classes = read_class_names(path, model.config.num_classes, classes_path=classes_path)
     pre_path = preprocessing_path or path.with_name(ARTIFACTS["preprocessing"])
     if pre_path.is_file():
         preprocessing = from_mapping(Preprocessing, _read_json(pre_path, "preprocessing"), prefix=str(pre_path))
@@ -234,14 +222,17 @@ def resolve_model(uri_or_path: str | os.PathLike[str], *, tracking_uri: str | No
 
 
 def model_signature(config: SlowFastConfig, sampling: SamplingConfig) -> Any:
-    """Input ``(-1, C, αT, -1, -1)`` float32 clips (any spatial size: the network is fully convolutional up to its
-    global pooling), output ``(-1, num_classes)`` float32 scores."""
+    """No input schema (a request holds a video or ``(-1, C, αT, S, S)`` float32 clips, checked by
+    :mod:`slowfast.tracking.serving`, which a schema cannot say), the answer's parameters ``top_k``, ``clips`` and
+    ``crops`` with their defaults."""
     from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
+    from mlflow.types import ParamSchema, ParamSpec
 
-    clip = (-1, config.input_channels, sampling.fast_frames, -1, -1)
-    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), clip)]),
-                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, config.num_classes))]))
+    from slowfast.tracking.serving import PARAMS
+
+    defaults = {**PARAMS, "top_k": min(PARAMS["top_k"], config.num_classes)}
+    return ModelSignature(inputs=None, outputs=None,
+                          params=ParamSchema([ParamSpec(name, "long", value) for name, value in defaults.items()]))
 
 
 def _requirements() -> list[str]:
