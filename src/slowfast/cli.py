@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("slowfast.data.decode", "decode a folder of videos once into Parquet frame shards"),
     "eval-ava": ("slowfast.metrics.ava", "AVA frame mAP@0.5 of a detections CSV, as the official evaluator"),
     "predict": ("slowfast.engine.predict", "top-5 classes of a video with a trained model"),
+    "demo": ("slowfast.visualize.demo", "re-encode a video with the model's labels / AVA boxes (and Grad-CAM)"),
 }
 
 
