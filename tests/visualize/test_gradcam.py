@@ -75,13 +75,19 @@ def test_fast_pathway_of_time_differences_looks_at_the_moving_square_not_the_sta
     assert slow["bottom_left"] > 3 * slow["bottom_right"]  # the static square is evidence for the Slow pathway
 
 
-def test_detector_maps_follow_the_box_target():
+def test_detector_maps_exist_even_when_its_sigmoid_scores_saturate():
+    """The target is the logit: a box scored 1.0000 by the sigmoid still gets a map (its gradient is not zero)."""
     torch.manual_seed(0)
     config = create_model("slowfast_tiny", num_classes=2).config
     detector = build_detector(config, num_classes=3).eval()
+    torch.nn.init.constant_(detector.head.fc.bias, 30.0)
     clip, _ = two_squares()
     inputs = inputs_of(detector, clip)
     boxes = torch.tensor([[0.0, 60.0, 8.0, 124.0, 48.0], [0.0, 4.0, 76.0, 44.0, 116.0]])
     result = grad_cam(detector, inputs, boxes=boxes)
-    assert result.scores.shape == (2, 3)
+    with torch.inference_mode():
+        expected = detector(inputs, boxes)
+    assert float(expected.min()) == 1.0  # saturated in float32
+    np.testing.assert_allclose(result.scores, expected, atol=1e-6)
     assert [m.shape for m in result.maps] == [(1, *x.shape[2:]) for x in inputs]
+    assert all(float(m.max()) == pytest.approx(1.0) for m in result.maps)

@@ -50,7 +50,7 @@ def draw_labels(frame: np.ndarray, lines: Sequence[tuple[str, float]], *, title:
         y += line_h
     for label, score in lines:
         bar = (width - 2 * pad) * float(np.clip(score, 0.0, 1.0))
-        draw.rectangle((pad, y + size - max(1, size // 6), pad + bar, y + size), fill=(255, 200, 0, 230))
+        draw.rectangle((pad, y + size + 1, pad + bar, y + size + max(1, pad // 2)), fill=(255, 200, 0, 230))
         draw.text((pad, y), f"{score:.2f} {label}", fill=(255, 255, 255, 255), font=font)
         y += line_h
     return np.asarray(Image.alpha_composite(image, overlay).convert("RGB"))

@@ -1,7 +1,7 @@
 """Grad-CAM (Selvaraju et al., ICCV 2017) of a SlowFast network, one map per pathway.
 
-For the res5 feature map ``A`` (C, T', H', W') of each pathway and a target score ``y`` (the top class; for the AVA
-detector the sum of each box's top-class score), the map at time step t is ``relu(Σ_c w_ct A_ct)`` with
+For the res5 feature map ``A`` (C, T', H', W') of each pathway and a target logit ``y`` (the top class; for the AVA
+detector the sum of each box's top-class logit), the map at time step t is ``relu(Σ_c w_ct A_ct)`` with
 ``w_ct = mean_{h,w} ∂y/∂A_cthw``: weights per channel *and time step*, as PySlowFast's visualiser computes them, so a
 pathway that sees an action only in some frames lights up only there. Each map is resized (trilinear) to its
 pathway's input (frames × height × width) and scaled to [0, 1] by its own maximum, so the Slow and Fast panels show
@@ -34,21 +34,28 @@ def grad_cam(model: nn.Module, inputs: Sequence[Tensor], *, target: int | Sequen
     """
     was_training = model.training
     model.eval()
+    head = model.head
+    # The target is the class's logit (a sigmoid score of 1.00 has no gradient left): the head in training mode
+    # returns logits, and its dropout stays in eval mode so that nothing is random.
+    head.train()
+    head.dropout.eval()
     try:
         with torch.enable_grad():
             inputs = [x.detach() for x in inputs]
             features = model.forward_features(inputs)
             for f in features:
                 f.retain_grad()
-            scores = model.forward_head(features) if boxes is None else model.forward_head(features, boxes)
+            logits = model.forward_head(features) if boxes is None else model.forward_head(features, boxes)
             if target is None:
-                index = scores.argmax(dim=1)
+                index = logits.argmax(dim=1)
             else:
-                index = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(scores.shape[0])
-            scores.gather(1, index[:, None]).sum().backward()
+                index = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(logits.shape[0])
+            logits.gather(1, index[:, None]).sum().backward()
     finally:
         model.train(was_training)
     model.zero_grad(set_to_none=True)
+    # what the model returns in eval mode: sigmoids for a multi-label classifier and for the AVA detector's RoI head
+    scores = torch.sigmoid(logits) if getattr(head, "multilabel", True) else logits
     maps = []
     for x, f in zip(inputs, features):
         weights = f.grad.mean(dim=(3, 4), keepdim=True)  # (N, C, T', 1, 1)
