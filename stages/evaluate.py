@@ -24,7 +24,9 @@ from slowfast.models import load_model, pack_pathways
 from slowfast.params import run_stage
 from slowfast.stage import stage_args, tracked
 from slowfast.tracking.figures import plot_confusion
+from slowfast.tracking.models import Preprocessing
 from slowfast.utils.io import atomic_path, write_json_atomic
+from slowfast.visualize.demo import run_demo
 
 log = logging.getLogger("stages.evaluate")
 
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"evaluate: the model was trained on classes {classes}, the data has {source.classes}")
     model = load_model(args.model)
     sampling = params.model.sampling(fps=params.decode.frames.fps, test_clips=e.test_clips)
-    dataset = KineticsDataset(FrameShards(args.shards), source.samples(e.split), sampling=sampling,
+    shards = FrameShards(args.shards)
+    dataset = KineticsDataset(shards, source.samples(e.split), sampling=sampling,
                               transform=e.transform, pack=functools.partial(pack_pathways, config=model.config),
                               train=False)
     out = Path(args.out)
@@ -60,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         plot_confusion(matrix, classes, out / "confusion_matrix.png")
         write_json_atomic(args.metrics, metrics)
         run.log_metrics(metrics)
-        for name in ("per_class.csv", "predictions.csv", "confusion_matrix.png"):
+        # What the model sees in the split's first video, viewable in the MLflow UI (labels per second, Grad-CAM).
+        run_demo(shards.info(scores.video_ids[0]).path, out / "demo.mp4", model, classes,
+                 Preprocessing(sampling, e.transform, params.decode.frames), e.demo)
+        for name in ("per_class.csv", "predictions.csv", "confusion_matrix.png", "demo.mp4"):
             run.log_artifact(out / name)
         log.info("top-1 %.4f, top-5 %.4f over %d videos", metrics["top1"], metrics["top5"], metrics["videos"])
     return 0

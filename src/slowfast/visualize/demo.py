@@ -40,14 +40,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from slowfast.config import require
-from slowfast.data.decode import DecodeConfig, VideoError, decode_videos, frame_rgb, open_video, output_size, resample
-from slowfast.data.decode import stream_origin
+from slowfast.data.decode import (VideoError, decode_videos, frame_rgb, open_video, output_size, resample,
+                                  stream_origin)
 from slowfast.data.sampling import centered_indices, frame_of_time
 from slowfast.data.shards import FrameShards
 from slowfast.data.transforms import apply_view, full_view, normalize, view_boxes
 from slowfast.models.slowfast import SlowFast, pack_pathways, slow_indices
 from slowfast.tracking.models import Preprocessing
+from slowfast.visualize.config import DemoConfig
 from slowfast.visualize.draw import blend_heatmap, caption, draw_boxes, draw_labels
 from slowfast.visualize.gradcam import grad_cam
 from slowfast.visualize.video import H264Writer
@@ -57,32 +57,6 @@ log = logging.getLogger(__name__)
 #: ``progress(phase, done, total)``: phase "score" (segments) then "draw" (output frames)
 Progress = Callable[[str, int, int], None]
 _VIDEO_ID = "video"
-
-
-@dataclasses.dataclass(frozen=True)
-class DemoConfig:
-    """What a demo draws and how much of the video it covers."""
-
-    top_k: int = 3  # classes per segment / actions per box
-    every: float = 1.0  # seconds per segment (AVA: between keyframes)
-    threshold: float = 0.3  # AVA: least action score drawn on a box
-    person_threshold: float | None = None  # person detector's box score threshold (default: its config's, 0.8)
-    cam: bool = False  # Grad-CAM panels, one per pathway
-    fps: float | None = None  # output frame rate (default: the input's)
-    max_seconds: float | None = None  # only the first seconds of the video (evaluate stages: a short clip)
-    max_side: int | None = None  # output panels' long side at most this many pixels (default: the input's size)
-
-    def __post_init__(self) -> None:
-        require(self.top_k >= 1, "top_k", f"got {self.top_k}, allowed: >= 1")
-        require(0 < self.every <= 3600, "every", f"got {self.every}, allowed: 0 < seconds <= 3600")
-        require(0 <= self.threshold <= 1, "threshold", f"got {self.threshold}, allowed: 0..1")
-        require(self.person_threshold is None or 0 <= self.person_threshold < 1, "person_threshold",
-                f"got {self.person_threshold}, allowed: 0 <= score < 1")
-        require(self.fps is None or 0 < self.fps <= 240, "fps", f"got {self.fps}, allowed: 0 < fps <= 240")
-        require(self.max_seconds is None or self.max_seconds > 0, "max_seconds",
-                f"got {self.max_seconds}, allowed: > 0")
-        require(self.max_side is None or 16 <= self.max_side <= 8192, "max_side",
-                f"got {self.max_side}, allowed: 16..8192")
 
 
 @dataclasses.dataclass
@@ -348,6 +322,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ava.add_argument("--person-threshold", type=float, help="person box score threshold (default: the detector's)")
 
 
+def _classifier_twin(config: Any) -> Any:
+    """The classifier config a detector was built from (the preset's res5 and head), to find its preset's geometry:
+    :func:`~slowfast.models.detector.build_detector` only sets res5 dilation 2 and a multi-label head."""
+    from slowfast.models.config import SlowFastConfig
+
+    plain = SlowFastConfig()
+    return dataclasses.replace(config, res5_dilation=plain.res5_dilation, multilabel=plain.multilabel)
+
+
 def _load(args: argparse.Namespace) -> tuple[SlowFast, list[str], Preprocessing]:
     """(model, class names, preprocessing) of ``--checkpoint`` (classifier or AVA detector) or ``--model``."""
     from slowfast.config import from_mapping
@@ -371,7 +354,8 @@ def _load(args: argparse.Namespace) -> tuple[SlowFast, list[str], Preprocessing]
             classes = _read_classes(path.with_name(ARTIFACTS["classes"]), model.config.num_classes)
             pre_path = path.with_name(ARTIFACTS["preprocessing"])
             pre = (from_mapping(Preprocessing, _read_json(pre_path, "preprocessing"), prefix=str(pre_path))
-                   if pre_path.is_file() else infer_preprocessing(model.config, payload.get("meta") or {}))
+                   if pre_path.is_file() else infer_preprocessing(_classifier_twin(model.config),
+                                                                  payload.get("meta") or {}))
         else:
             model, classes, pre = resolve_model(path)
     if args.classes is not None:
