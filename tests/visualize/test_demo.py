@@ -190,3 +190,39 @@ def test_cam_adds_one_heat_map_panel_per_pathway(classifier, detector, tmp_path)
     assert demo(video, "--checkpoint", detector, "--proposals", proposals, "--cam", "--out", out) == 0
     drawn, _, _ = decoded(out)
     assert drawn[0].shape[:2] == (64, 3 * 96)
+
+
+def test_demo_of_a_registered_model_draws_its_class_names(classifier, tmp_path):
+    """``--model models:/NAME@ALIAS``: the model, its class names and its preprocessing come from the registry."""
+    import mlflow
+
+    from slowfast.data.sampling import SamplingConfig
+    from slowfast.data.transforms import TransformConfig
+    from slowfast.tracking.models import log_model
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run():
+            log_model(classifier, classes=["alpha", "beta", "gamma"], registered_name="sf", alias="champion",
+                      sampling=SamplingConfig(slow_frames=4, alpha=8, tau=16),
+                      transform=TransformConfig(train_scale=(64, 80), crop=64, test_size=64))
+    finally:
+        mlflow.set_tracking_uri(previous)
+    video = make_video(tmp_path / "in.mp4", width=96, height=64, num_frames=45)
+    out = tmp_path / "out.mp4"
+    assert demo(video, "--model", "models:/sf@champion", "--tracking-uri", uri, "--out", out) == 0
+    drawn, _, facts = decoded(out)
+    assert facts["codec"] == "h264" and len(drawn) == 45
+    # the registry's model, names and preprocessing: the segments of the local checkpoint under those names
+    from slowfast.tracking.models import Preprocessing, resolve_model
+
+    registered = resolve_model("models:/sf@champion", tracking_uri=uri)
+    assert registered.classes == ["alpha", "beta", "gamma"]
+    pre = Preprocessing(sampling=SamplingConfig(slow_frames=4, alpha=8, tau=16),
+                        transform=TransformConfig(train_scale=(64, 80), crop=64, test_size=64))
+    local = run_demo(video, tmp_path / "local.mp4", load_local(classifier).model, registered.classes, pre)
+    via_registry = run_demo(video, tmp_path / "registry.mp4", *registered)
+    assert [s.labels for s in via_registry.segments] == [s.labels for s in local.segments]
+    assert {name for s in local.segments for name, _ in s.labels} == {"alpha", "beta", "gamma"}
