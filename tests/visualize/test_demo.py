@@ -114,6 +114,11 @@ def test_labels_change_per_second_and_follow_the_fps_flag(classifier, tmp_path):
     drawn, _, facts = decoded(out)
     assert facts["rate"] == 10 and len(drawn) == result.frames == 30  # 3 s at 10 fps
 
+    short = run_demo(video, tmp_path / "short.mp4", model, classes, pre, DemoConfig(max_seconds=1.5, max_side=48))
+    drawn, _, facts = decoded(tmp_path / "short.mp4")
+    assert len(drawn) == short.frames == 45 and [s.start for s in short.segments] == [0.0, 1.0]
+    assert drawn[0].shape[:2] == (32, 48)  # 96x64 scaled to a 48 px long side
+
 
 def test_ava_boxes_from_proposals_are_drawn_and_held_until_the_next_keyframe(detector, tmp_path):
     video = make_video(tmp_path / "movie.mp4", width=160, height=120, num_frames=90)
@@ -139,7 +144,8 @@ def test_ava_boxes_from_proposals_are_drawn_and_held_until_the_next_keyframe(det
         assert box_edge(drawn[i], boxes[hidden]) < 10, f"frame {i}: the box of keyframe {hidden} s is drawn"
     # the label above the right box names an action
     x1, y1 = round(0.55 * 160), round(0.45 * 120)
-    assert np.abs(drawn[15][y1 - 8 : y1, x1 : x1 + 30].astype(np.int16) - source[15][y1 - 8 : y1, x1 : x1 + 30]).mean() > 20
+    label = np.s_[y1 - 8 : y1, x1 : x1 + 30]
+    assert np.abs(drawn[15][label].astype(np.int16) - source[15][label]).mean() > 20
 
 
 def test_ava_boxes_from_the_person_detector_at_every_keyframe(detector, tmp_path):
