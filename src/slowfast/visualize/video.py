@@ -52,14 +52,13 @@ class H264Writer:
             self._stream.width, self._stream.height = even_size(w, h)
             self._stream.pix_fmt = "yuv420p"
             self._stream.options = {"crf": str(self.crf), "preset": self.preset}
-            self._stream.codec_context.thread_count = 1  # x264's frame threads are not bit-exact from run to run
             self._stream.codec_context.time_base = 1 / self.rate
         elif (w, h) != self._size:
             raise ValueError(f"frame {self.frames} is {w}x{h}, the video's frames are {self._size[0]}x{self._size[1]}")
         if w % 2 or h % 2:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         # An owned, writable copy: given the read-only array of a Pillow image, PyAV encoded other pixels from run
-        # to run (a demo is a DVC output, and tests compare demo videos).
+        # to run. (Two demos of one video can still differ by a level or two after x264; their drawings do not.)
         out = av.VideoFrame.from_ndarray(np.array(frame, dtype=np.uint8, order="C"), format="rgb24")
         out.pts = self.frames
         out.time_base = 1 / self.rate
