@@ -17,7 +17,9 @@ from slowfast.engine.finetune import evaluate_classifier, multiview_dataset
 from slowfast.models import load_model
 from slowfast.params import run_stage
 from slowfast.stage import stage_args, tracked
+from slowfast.tracking.models import Preprocessing
 from slowfast.utils.io import write_json_atomic
+from slowfast.visualize.demo import run_demo
 
 log = logging.getLogger("stages.evaluate")
 
@@ -32,14 +34,21 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"evaluate: the model was trained on classes {classes}, the data has {source.classes}")
     model = load_model(args.model)
     sampling = params.model.sampling(fps=params.decode.frames.fps, test_clips=e.test_clips)
-    dataset = multiview_dataset(FrameShards(args.shards), source.samples(e.split), sampling=sampling,
-                              transform=e.transform, config=model.config)
+    shards = FrameShards(args.shards)
+    samples = source.samples(e.split)
+    dataset = multiview_dataset(shards, samples, sampling=sampling, transform=e.transform, config=model.config)
+    out = Path(args.out)
     with tracked("evaluate", args, params, "model", "evaluate") as run:
         metrics = evaluate_classifier(model, dataset, classes, e.eval, args.out)
         write_json_atomic(args.metrics, metrics)
         run.log_metrics(metrics)
-        for name in ("per_class.csv", "predictions.csv", "confusion_matrix.png"):
-            run.log_artifact(Path(args.out) / name)
+        # What the model sees in the split's first video, viewable in the MLflow UI (labels per second, Grad-CAM).
+        first = next(video_id for video_id, _ in samples if video_id in shards)
+        run_demo(shards.info(first).path, out / "demo.mp4", model, classes,
+                 Preprocessing(sampling, e.transform, params.decode.frames), e.demo)
+        for name in ("per_class.csv", "predictions.csv", "confusion_matrix.png", "demo.mp4"):
+            run.log_artifact(out / name)
+        log.info("top-1 %.4f, top-5 %.4f over %d videos", metrics["top1"], metrics["top5"], metrics["videos"])
     return 0
 
 

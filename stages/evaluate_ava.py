@@ -41,7 +41,9 @@ from slowfast.tracking.compare import (
     result_metrics,
     write_figure3_if_paired,
 )
+from slowfast.tracking.models import Preprocessing
 from slowfast.utils.io import atomic_path, write_json_atomic
+from slowfast.visualize.demo import run_demo
 
 log = logging.getLogger("stages.evaluate_ava")
 
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     detector = load_detector(args.model)
     arch = detector.config.arch
     proposals = read_proposals_csv(args.proposals).assign(action_id=class_ids[0])
-    dataset = AvaDataset(FrameShards(args.shards), proposals, class_ids=class_ids,
+    shards = FrameShards(args.shards)
+    dataset = AvaDataset(shards, proposals, class_ids=class_ids,
                          sampling=params.model.sampling(fps=params.decode.frames.fps), transform=e.transform,
                          pack=functools.partial(pack_pathways, config=detector.config), train=False,
                          video_start_sec=params.ava.video_start_sec)
@@ -83,7 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         plot_per_class_ap({params.model.preset: result}, label_map, out / "per_class_ap.png")
         write_json_atomic(args.metrics, metrics)
         run.log_metrics({**metrics, **result_metrics(result)})
-        for name in ("per_class_ap.csv", "per_class_ap.png", "detections.csv"):
+        # The first movie's first seconds with its proposals and their actions, viewable in the MLflow UI.
+        movie = dataset.keyframes[0][0]
+        keyframes = [(ts - params.ava.video_start_sec, g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))
+                     for ts, g in proposals[proposals["video_id"] == movie].groupby("timestamp")]
+        run_demo(shards.info(movie).path, out / "demo.mp4", detector, [label_map[c] for c in class_ids],
+                 Preprocessing(params.model.sampling(fps=params.decode.frames.fps), e.transform, params.decode.frames),
+                 e.demo, proposals=keyframes)
+        for name in ("per_class_ap.csv", "per_class_ap.png", "detections.csv", "demo.mp4"):
             run.log_artifact(out / name)
         log.info("AVA frame mAP@0.5 %.4f (chance %.4f) on %d keyframes", result.map, chance.map, len(dataset))
         write_figure3_if_paired(result, arch=arch, eval_data=eval_data, label_map=label_map, out_dir=out,

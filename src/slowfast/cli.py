@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("slowfast.engine.predict", "top-5 classes of a video with a trained model"),
     "finetune": ("slowfast.engine.finetune", "fine-tune and evaluate on your own videos (folder / MMAction2 / "
                  "PySlowFast list)"),
+    "demo": ("slowfast.visualize.demo", "re-encode a video with the model's labels / AVA boxes (and Grad-CAM)"),
 }
 
 

@@ -27,6 +27,7 @@ from slowfast.engine.config import EvalConfig, TrainConfig
 from slowfast.metrics.ava import AvaEvalConfig
 from slowfast.models.config import SlowFastConfig
 from slowfast.models.presets import Preset, get_preset, preset_config
+from slowfast.visualize.config import DemoConfig
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class EvaluateParams:
     test_clips: int = 10
     transform: TransformConfig = field(default_factory=TransformConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    #: the demo video of the split's first video logged to MLflow (a short, small clip: it costs seconds)
+    demo: DemoConfig = field(default_factory=lambda: DemoConfig(max_seconds=4.0, max_side=160, cam=True))
 
     def __post_init__(self) -> None:
         require(self.test_clips >= 1, "test_clips", f"must be >= 1, got {self.test_clips}")
@@ -185,6 +188,8 @@ class AvaEvaluateParams:
     batch_size: int = 4
     transform: TransformConfig = field(default_factory=TransformConfig)
     metric: AvaEvalConfig = field(default_factory=AvaEvalConfig)
+    #: the demo video of the split's first movie (its proposals, first seconds) logged to MLflow
+    demo: DemoConfig = field(default_factory=lambda: DemoConfig(max_seconds=6.0, max_side=160, cam=True))
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
