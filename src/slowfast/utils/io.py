@@ -26,8 +26,10 @@ def os_error_line(exc: OSError) -> str:
     """``ENOSPC (No space left on device) on /path``: an OSError by its errno's name, in one line."""
     import errno as _errno
 
-    name = _errno.errorcode.get(exc.errno or 0, "") if exc.errno else ""
-    text = f"{name} ({exc.strerror or exc})" if name else f"{type(exc).__name__}: {exc}"
+    if exc.errno and exc.errno in _errno.errorcode:
+        text = f"{_errno.errorcode[exc.errno]} ({os.strerror(exc.errno)})"
+    else:
+        text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return text + (f" on {exc.filename}" if getattr(exc, "filename", None) else "")
 
 

@@ -43,6 +43,17 @@ def _holder(path: Path) -> str:
         return "another process (its lock file names no holder yet)"
 
 
+def _command() -> str:
+    """This process's command line, in one line of at most 300 characters."""
+    try:
+        args = Path("/proc/self/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        text = " ".join(a.decode(errors="replace") for a in args)
+    except OSError:
+        text = " ".join([sys.executable, *sys.argv])
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str], purpose: str) -> Iterator[Path]:
     """Hold the write lock of ``folder`` (created if missing) for the ``with`` block; raise
@@ -69,8 +80,7 @@ def folder_lock(folder: str | os.PathLike[str], purpose: str) -> Iterator[Path]:
             break
         os.close(fd)  # the holder released and removed the file between our open and flock: take the new one
     try:
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
-                "command": " ".join(sys.argv) or sys.executable}
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "command": _command()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         yield path
