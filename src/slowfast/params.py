@@ -235,8 +235,8 @@ def section(path: str | os.PathLike[str], *names: str) -> dict[str, Any]:
 
 def run_stage(main: Callable[[], int]) -> None:
     """Run a stage's ``main`` and exit with its code; an invalid parameter exits 2 with the key, an output that
-    cannot be written (disk full, folder locked by another writer, tracking store failed) exits 1; both print one
-    line, no traceback."""
+    cannot be written (disk full, folder locked by another writer, tracking store failed) exits 1, training stopped
+    by SIGTERM exits 75 (``TrainingInterrupted``, checkpoint written); each prints one line, no traceback."""
     from slowfast.utils.io import OutputError
 
     try:
@@ -247,4 +247,9 @@ def run_stage(main: Callable[[], int]) -> None:
     except OutputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
+    except RuntimeError as exc:  # training stopped by SIGTERM (checkpoint written): its own exit code, no traceback
+        if not isinstance(getattr(exc, "exit_code", None), int):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
     raise SystemExit(code)
