@@ -34,7 +34,7 @@ def test_sigterm_to_dvc_stops_the_trainer_after_a_checkpoint_and_the_next_repro_
     repo = tmp_path / "repo"
     repo.mkdir()
     config = {"epochs": 3, "batch_size": 4, "base_lr": 0.5, "checkpoint_every": 1}
-    cmd = f'{sys.executable} {TOY} run --config "{config}" --hold hold --follow-dvc'
+    cmd = f'{sys.executable} {TOY} run --config "{config}" --hold hold --follow-dvc 2> hold/trainer.log'
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": {"cmd": cmd, "outs": [{"run": {"persist": True}}]}}}))
     (repo / "hold").mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
@@ -51,7 +51,10 @@ def test_sigterm_to_dvc_stops_the_trainer_after_a_checkpoint_and_the_next_repro_
 
     dvc.send_signal(signal.SIGTERM)  # as `kill -TERM` of a `setsid dvc repro`
     dvc.wait(timeout=DEADLINE)
-    (repo / "hold" / "release").touch()
+    log = repo / "hold" / "trainer.log"
+    _wait(lambda: "SIGTERM received" in log.read_text(), "the trainer to get SIGTERM from its watcher")
+    assert "dvc (pid %d) has exited: stopping this stage" % dvc.pid in log.read_text()
+    (repo / "hold" / "release").touch()  # only now: the step under way finishes, then the checkpoint is written
     _wait(lambda: not trainer.is_running() or trainer.status() == psutil.STATUS_ZOMBIE, "the trainer to stop")
     assert not (repo / "run" / "final_rank0.pt").exists()  # it stopped, it did not train on as an orphan
     last = list_states(repo / "run" / "checkpoints")[0]
@@ -60,5 +63,5 @@ def test_sigterm_to_dvc_stops_the_trainer_after_a_checkpoint_and_the_next_repro_
 
     resumed = subprocess.run([str(BIN / "dvc"), "repro"], cwd=repo, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"step {step} of 12" in resumed.stdout + resumed.stderr  # continued from that checkpoint
+    assert f"step {step} of 12" in log.read_text()  # the second trainer (same log) continued from that checkpoint
     assert (repo / "run" / "final_rank0.pt").exists()
