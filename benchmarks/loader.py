@@ -14,7 +14,8 @@ where a row says so:
   only useful on idle cores; the per-clip path stays single-threaded). The two alternate for ``--repeats`` rounds;
   the table gives median clips/s, the range of the per-round speedups, and CPU ms per clip (this process plus its
   finished DataLoader workers, start-up included), which a busy machine disturbs much less than wall time;
-* ``decode``: the decode stage's videos/s with 1 and 2 processes (``--decode-videos`` copies of the videos);
+* ``decode``: the decode stage's videos/s with 1 and 2 processes (``--decode-videos`` copies of the videos), and the
+  seconds of a re-run that skips them all (it checks every shard: size, footer, sha256);
 * ``transform``: ms per training clip of the view transform: a float pipeline, the uint8 resize then normalised in
   the loader (the datasets until the engine took over normalising), and ``apply_view`` (uint8 out);
 * ``jpeg``: the frame codec options (Pillow/libjpeg-turbo vs PyAV's mjpeg encoder) and decoders (Pillow vs the
@@ -341,9 +342,15 @@ def main() -> int:
                 decode_videos(many, tmp / f"decode{workers}", DecodeConfig(videos_per_task=2), workers=workers,
                               progress=False)
                 elapsed = time.perf_counter() - start
+                start = time.perf_counter()  # a re-run skips every video: the cost of checking the shards
+                decode_videos(many, tmp / f"decode{workers}", DecodeConfig(videos_per_task=2), workers=workers,
+                              progress=False)
+                rerun = time.perf_counter() - start
+                shard_mb = sum(p.stat().st_size for p in (tmp / f"decode{workers}" / "shards").iterdir()) / 2**20
                 results["decode"].append({"processes": workers, "videos": len(many),
                                           "videos_per_s": round(len(many) / elapsed, 2),
-                                          "frames_per_s": round(len(many) * args.seconds * 30 / elapsed, 1)})
+                                          "frames_per_s": round(len(many) * args.seconds * 30 / elapsed, 1),
+                                          "shard_mb": round(shard_mb, 1), "rerun_skip_s": round(rerun, 3)})
 
         shards = FrameShards(tmp / "shards1")
         records = [(vid, i) for i, vid in enumerate(sorted(sources))]

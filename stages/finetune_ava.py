@@ -20,7 +20,7 @@ from slowfast.engine.train import seed_everything, train
 from slowfast.models import pack_pathways
 from slowfast.models.detector import detector_from_pretrained
 from slowfast.params import run_stage, section
-from slowfast.stage import stage_args, tracked
+from slowfast.stage import missing_videos, output_lock, stage_args, tracked
 from slowfast.tracking.reports import write_training_report
 
 log = logging.getLogger("stages.finetune_ava")
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                            sampling=params.model.sampling(fps=params.decode.frames.fps), transform=p.transform,
                            pack=functools.partial(pack_pathways, config=detector.config), train=True,
                            seed=p.train.seed, video_start_sec=params.ava.video_start_sec)
-    with tracked("finetune_ava", args, params, "model", "ava") as run:
+    missing = missing_videos("finetune_ava", train=train_set)
+    with output_lock(args.out, "finetune_ava"), tracked("finetune_ava", args, params, "model", "ava") as run:
         # Resume only an interrupted run of this very job; new params, data or code start over.
         fingerprint = inputs_fingerprint(params=section(args.params, "model", "ava"),
                                          files=(Path(args.shards) / "manifest.json", Path(args.pretrained),),
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                        resume=resume_allowed(args.out, fingerprint),
                        on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
         write_training_report(result.history, steps=result.step, out_dir=args.out, metrics_path=args.metrics,
-                              run=run, keyframes=len(train_set))
+                              run=run, keyframes=len(train_set), **missing)
         run.log_artifact(result.weights)
     return 0
 

@@ -20,7 +20,7 @@ from slowfast.engine.train import seed_everything, train
 from slowfast.models import build_model, pack_pathways
 from slowfast.models.transfer import load_backbone
 from slowfast.params import run_stage, section
-from slowfast.stage import stage_args, tracked
+from slowfast.stage import check_split, missing_videos, output_lock, stage_args, tracked
 from slowfast.tracking.reports import write_training_report
 from slowfast.utils.io import write_json_atomic
 
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p = params.charades.finetune
 
     source = CharadesSource(args.raw)
+    check_split("charades.finetune.val_split", p.val_split, source.SPLITS)
     classes = source.classes
     config = dataclasses.replace(params.model.config(num_classes=len(classes)), multilabel=True)
     seed_everything(p.train.seed)  # the new head's initial weights: the same on every run
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     if p.val_split:
         val_set = CharadesDataset(shards, source.videos(p.val_split), num_classes=len(classes), sampling=sampling,
                                   transform=dataclasses.replace(p.transform, test_crops=1), pack=pack, train=False)
-    with tracked("finetune_charades", args, params, "model", "charades") as run:
+    missing = missing_videos("finetune_charades", train=train_set, val=val_set)
+    with output_lock(args.out, "finetune_charades"), tracked("finetune_charades", args, params, "model",
+                                                             "charades") as run:
         # Resume only an interrupted run of this very job; new params, data or code start over.
         fingerprint = inputs_fingerprint(params=section(args.params, "model", "charades"),
                                          files=(Path(args.shards) / "manifest.json", Path(args.pretrained),),
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                        resume=resume_allowed(args.out, fingerprint), val_set=val_set,
                        on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
         write_training_report(result.history, steps=result.step, out_dir=args.out, metrics_path=args.metrics,
-                              run=run)
+                              run=run, **missing)
         write_json_atomic(Path(args.out) / "classes.json", classes)
         run.log_artifact(result.weights)
     return 0

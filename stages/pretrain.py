@@ -26,7 +26,7 @@ from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
 from slowfast.engine.train import seed_everything, train
 from slowfast.models import build_model, pack_pathways
 from slowfast.params import run_stage, section
-from slowfast.stage import stage_args, tracked
+from slowfast.stage import check_split, missing_videos, output_lock, stage_args, tracked
 from slowfast.tracking.models import log_model
 from slowfast.tracking.reports import write_training_report
 from slowfast.utils.io import write_json_atomic
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p = params.pretrain
 
     source = KineticsSource(args.raw)
+    check_split("pretrain.val_split", p.val_split, source.splits)
     shards = FrameShards(args.shards)
     seed_everything(p.train.seed)  # the initial weights: the same on every run
     model = build_model(params.model.config(num_classes=len(source.classes)))
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     main_process = int(os.environ.get("RANK", "0")) == 0
     tracking = (tracked("pretrain", args, params, "model", "pretrain")
                 if main_process else contextlib.nullcontext())
-    with tracking as run:
+    lock = output_lock(args.out, "pretrain") if main_process else contextlib.nullcontext()
+    missing = missing_videos("pretrain", train=train_set, val=val_set)
+    with lock, tracking as run:
         if run is not None:
             import mlflow
 
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if run is None:
             return 0
         write_training_report(result.history, steps=result.step, out_dir=args.out, metrics_path=args.metrics,
-                              curve_path=args.curve, run=run)
+                              curve_path=args.curve, run=run, **missing)
         write_json_atomic(Path(args.out) / "classes.json", source.classes)
         run.log_artifact(Path(args.out) / "classes.json")
         # The model, with a signature, registered as models:/<registered_model>@<alias>; loading never unpickles.

@@ -66,9 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     module = importlib.import_module(commands[args.command][0])
+    from slowfast.utils.io import OutputError  # disk full, a folder locked by another writer: one line, exit 2
+
     try:
         return int(module.run(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, KeyError, OutputError) as exc:
         # Library errors are written to name what is wrong; show them without a traceback.
         if args.verbose:
             raise

@@ -55,10 +55,14 @@ class DownloadParams:
     manifest: str = "data/published/manifest.json"
     workers: int = 4
     retries: int = 4
+    #: items that may fail while the stage still succeeds; more failures make it exit 1 (after every other item
+    #: finished), so DVC does not record it as done and the next `dvc repro` fetches what is missing
+    max_failures: int = 0
 
     def __post_init__(self) -> None:
         require(self.workers >= 1, "workers", f"must be >= 1, got {self.workers}")
         require(self.retries >= 0, "retries", f"must be >= 0, got {self.retries}")
+        require(self.max_failures >= 0, "max_failures", f"must be >= 0, got {self.max_failures}")
 
 
 @dataclass(frozen=True)
@@ -277,10 +281,22 @@ def section(path: str | os.PathLike[str], *names: str) -> dict[str, Any]:
 
 
 def run_stage(main: Callable[[], int]) -> None:
-    """Run a stage's ``main`` and exit with its code; an invalid parameter exits 2 with the key, no traceback."""
+    """Run a stage's ``main`` and exit with its code; an invalid parameter exits 2 with the key, an output that
+    cannot be written (disk full, folder locked by another writer, tracking store failed) exits 1, training stopped
+    by SIGTERM exits 75 (``TrainingInterrupted``, checkpoint written); each prints one line, no traceback."""
+    from slowfast.utils.io import OutputError
+
     try:
         code = main()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 1
+    except RuntimeError as exc:  # training stopped by SIGTERM (checkpoint written): its own exit code, no traceback
+        if not isinstance(getattr(exc, "exit_code", None), int):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
     raise SystemExit(code)

@@ -10,12 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from pathlib import Path
-
+from slowfast.config import ConfigError
 from slowfast.params import PipelineParams, load_params, section
 from slowfast.tracking.runs import stage_run
+from slowfast.utils.lifeline import follow_dvc
+from slowfast.utils.lock import folder_lock
+
+log = logging.getLogger(__name__)
 
 
 def stage_args(
@@ -25,7 +29,8 @@ def stage_args(
     extra: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> tuple[argparse.Namespace, PipelineParams]:
     """Parse ``--<path>`` for each of ``paths`` (required) plus ``--params``, set up logging, and load and validate
-    the whole params file before any work."""
+    the whole params file before any work. Under ``dvc repro`` the stage stops when ``dvc`` does
+    (:mod:`slowfast.utils.lifeline`)."""
     parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
     for name in paths:
         parser.add_argument(f"--{name}", required=True)
@@ -34,6 +39,7 @@ def stage_args(
         extra(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    follow_dvc()  # under `dvc repro`: stop (checkpointing first) when dvc does, never run on as an orphan
     return args, load_params(args.params)
 
 
@@ -54,3 +60,31 @@ def write_status(out: str | Path, *, enabled: bool, metrics: str | Path | None =
     if metrics is not None and not enabled:
         write_json_atomic(metrics, {"enabled": False})
         logging.getLogger("slowfast.stage").info("custom.enabled is false: nothing to do")
+
+
+def check_split(key: str, split: str | None, available: Sequence[str]) -> None:
+    """A split named in params.yaml that the dataset does not have: a one-line error naming the key, before work."""
+    if split is not None and split not in available:
+        raise ConfigError(key, f"split {split!r} is not in the dataset; available: {', '.join(available)}")
+
+
+def missing_videos(stage: str, **datasets: Any) -> dict[str, int]:
+    """Log how many listed videos of each dataset (``train=..., val=...``) are not in the shards (their download or
+    decode failed) and return the counts for the stage's metrics (``missing_videos``, ``val_missing_videos``)."""
+    counts: dict[str, int] = {}
+    for name, dataset in datasets.items():
+        if dataset is None:
+            continue
+        missing, listed = dataset.missing_videos, dataset.listed_videos
+        counts["missing_videos" if name == "train" else f"{name}_missing_videos"] = missing
+        if missing:
+            log.warning("%s: %d of %d listed %s videos are missing from the shards (failed to download or decode); "
+                        "training uses the other %d", stage, missing, listed, name, listed - missing)
+        else:
+            log.info("%s: all %d listed %s videos are in the shards", stage, listed, name)
+    return counts
+
+
+def output_lock(folder: str, stage: str):  # noqa: ANN201 (a context manager)
+    """The stage's write lock on its output folder (:func:`slowfast.utils.lock.folder_lock`)."""
+    return folder_lock(folder, stage)

@@ -26,7 +26,7 @@ class Route:
 
 @dataclasses.dataclass(frozen=True)
 class Hit:
-    """One request as the server saw it."""
+    """One request as the server saw it, logged on receipt: ``bytes_sent`` is the body it answers with."""
 
     path: str
     range: str | None
@@ -72,11 +72,13 @@ class LocalServer:
                 with server._lock:
                     server.log.append(Hit(self.path, self.headers.get("Range"), status, sent))
 
+            # Every request is logged on receipt, before its answer goes out: a client that has its answer (the
+            # download returned) always finds the request in the log.
             def _error(self, status: int) -> None:
+                self._record(status, 0)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                self._record(status, 0)
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 route = server.routes.get(self.path)
@@ -86,11 +88,12 @@ class LocalServer:
                     route.requests += 1
                     n = route.requests
                 if route.redirect is not None:
+                    self._record(302, 0)
                     self.send_response(302)
                     self.send_header("Location", route.redirect)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    return self._record(302, 0)
+                    return None
                 if route.status is not None:
                     return self._error(route.status)
                 if route.drop_first < n <= route.drop_first + route.fail_first:
@@ -102,18 +105,18 @@ class LocalServer:
                     if start >= len(data):
                         return self._error(416)
                     status = 206
+                body = data[start:]
+                if n <= route.drop_first:
+                    body = body[: len(body) // 2]
+                    self.close_connection = True
+                self._record(status, len(body))
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(data) - start))
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.end_headers()
-                body = data[start:]
-                if n <= route.drop_first:
-                    body = body[: len(body) // 2]
-                    self.close_connection = True
                 self.wfile.write(body)
                 self.wfile.flush()
-                self._record(status, len(body))
 
         return Handler
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,10 +51,23 @@ class ToyClips(Dataset):
     """
 
     def __init__(self, n: int = 16, num_classes: int = 3, *, seed: int = 0, delay: float = 0.0,
-                 nan_from: int | None = None, multilabel: bool = False):
+                 nan_from: int | None = None, multilabel: bool = False, hold: Path | None = None,
+                 checkpoints: Path | None = None):
         self.n, self.num_classes, self.seed, self.delay = n, num_classes, seed, delay
         self.nan_from, self.multilabel = nan_from, multilabel
+        self.hold, self.checkpoints = hold, checkpoints
         self.epoch = 0
+
+    def _hold(self) -> None:
+        """Once a checkpoint exists: say so in ``hold/holding`` (with this pid) and wait for ``hold/release``, so a
+        test can signal a run that is certainly mid-training, after a checkpoint, without timing windows."""
+        from slowfast.engine.checkpointing import list_states
+
+        if (self.hold / "release").exists() or not list_states(self.checkpoints):
+            return
+        (self.hold / "holding").write_text(str(os.getpid()))
+        while not (self.hold / "release").exists():
+            time.sleep(0.01)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -62,6 +76,8 @@ class ToyClips(Dataset):
         return self.n
 
     def __getitem__(self, index: int) -> dict:
+        if self.hold is not None:
+            self._hold()
         if self.delay:
             time.sleep(self.delay)
         g = torch.Generator().manual_seed(self.seed * 1_000_000 + self.epoch * 1_000 + index)
@@ -102,18 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="{}", help="TrainConfig fields as a Python dict literal")
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--hold", type=Path, help="folder: wait there after the first checkpoint (ToyClips._hold)")
+    parser.add_argument("--follow-dvc", action="store_true", help="stop with the dvc above (as stages do)")
     parser.add_argument("--bn", type=int, default=1)
     parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--val", type=int, default=0, help="validate on ToyViews(VAL); write its final scores")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
+    if args.follow_dvc:
+        from slowfast.utils.lifeline import follow_dvc
+
+        follow_dvc(poll_seconds=0.1)
     config = from_mapping(TrainConfig, ast.literal_eval(args.config))
     torch.manual_seed(0)
     model = TinyNet(bn=bool(args.bn), dropout=args.dropout)
     try:
         val_set = ToyViews(args.val) if args.val else None
-        train(model, ToyClips(args.n, delay=args.delay), config, out_dir=args.out, val_set=val_set)
+        clips = ToyClips(args.n, delay=args.delay, hold=args.hold, checkpoints=args.out / "checkpoints")
+        train(model, clips, config, out_dir=args.out, val_set=val_set)
     except TrainingInterrupted as exc:
         logging.getLogger("engine_toy").warning("%s", exc)
         return exc.exit_code

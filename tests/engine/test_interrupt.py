@@ -19,25 +19,26 @@ from slowfast.engine.checkpointing import list_states
 from tests.engine.engine_toy import TinyNet, ToyClips
 
 SCRIPT = Path(__file__).with_name("engine_toy.py")
-DELAY = 0.02  # seconds per clip: a 16-clip epoch takes ~0.3 s, long enough to interrupt
+DEADLINE = 300.0  # seconds: only a hung run gets near it (waits are on states, not on time windows)
 
 
-def _start(out: Path, config: dict) -> subprocess.Popen:
+def _start(out: Path, config: dict, hold: Path) -> subprocess.Popen:
+    """Train in a subprocess that, after its first checkpoint, waits in ``hold`` until released (engine_toy)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, str(SCRIPT), str(out), "--config", repr(config), "--delay", str(DELAY)]
+    hold.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(SCRIPT), str(out), "--config", repr(config), "--hold", str(hold)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _wait_for_checkpoint(proc: subprocess.Popen, out: Path, timeout: float = 60.0) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = list_states(out / "checkpoints")
-        if found:
-            return found[0]
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.005)
-    proc.kill()
-    pytest.fail("no checkpoint appeared")
+def _wait_until_held(proc: subprocess.Popen, out: Path, hold: Path) -> Path:
+    """The run is past its first checkpoint and waiting mid-training; returns that checkpoint."""
+    deadline = time.monotonic() + DEADLINE
+    while not (hold / "holding").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run never reached its hold point: {proc.communicate()}")
+        time.sleep(0.01)
+    return list_states(out / "checkpoints")[0]
 
 
 def _reference(tmp_path: Path, config: dict) -> tuple[dict, list[dict]]:
@@ -64,9 +65,9 @@ def _assert_same_run(out: Path, weights: dict, history: list[dict]) -> None:
 def test_sigkill_mid_epoch_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     # 16 clips, batch 4: 4 steps per epoch; checkpoints every 3 steps land mid-epoch.
     config = {"iterations": 12, "batch_size": 4, "base_lr": 0.5, "checkpoint_every": 3, "warmup": 2}
-    out = tmp_path / "run"
-    proc = _start(out, config)
-    first = _wait_for_checkpoint(proc, out)
+    out, hold = tmp_path / "run", tmp_path / "hold"
+    proc = _start(out, config, hold)
+    first = _wait_until_held(proc, out, hold)
     assert proc.poll() is None, "the run must still be going when it is killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -83,11 +84,12 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical_to_an_uninterrupted_run(
 
 def test_sigterm_finishes_the_step_writes_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
     config = {"epochs": 3, "batch_size": 4, "base_lr": 0.5, "checkpoint_every": 1}
-    out = tmp_path / "run"
-    proc = _start(out, config)
-    _wait_for_checkpoint(proc, out)
+    out, hold = tmp_path / "run", tmp_path / "hold"
+    proc = _start(out, config, hold)
+    _wait_until_held(proc, out, hold)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    (hold / "release").touch()  # the step under way finishes, then the handler's checkpoint is written
+    _, stderr = proc.communicate(timeout=DEADLINE)
     assert proc.returncode == EXIT_INTERRUPTED, stderr
     assert "SIGTERM received" in stderr and "training interrupted by SIGTERM" in stderr
     stopped_at = int(re.search(r"stopped by SIGTERM after step (\d+)", stderr).group(1))

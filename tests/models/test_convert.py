@@ -340,3 +340,14 @@ def test_cli_convert_writes_a_loadable_checkpoint_with_provenance(ptv, tmp_path,
     assert cli_main(["convert", "--from", "caffe2", "--preset", "slow_8x8_r50", str(src), str(bad)]) == 2
     assert "unexpected" in capsys.readouterr().err
     assert not bad.exists()
+
+
+def test_caffe2_conversion_of_a_torch_zip_says_it_is_a_torch_checkpoint(tmp_path, capsys):
+    path = tmp_path / "model.pyth"
+    torch.save({"model_state": {"w": torch.zeros(2)}}, path)
+    code = cli_main(["convert", "--from", "caffe2", "--preset", "slowfast_tiny", str(path), str(tmp_path / "o.pt")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [f"slowfast convert: error: {path}: a PyTorch checkpoint (torch.save zip), not a Caffe2 pickle; "
+                   "use --from pyslowfast or --from pytorchvideo"]
+    assert not (tmp_path / "o.pt").exists()

@@ -19,9 +19,10 @@ import posixpath
 import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
+
+from slowfast.utils.io import make_staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def safe_extract(archive_path: str | os.PathLike[str], dest_dir: str | os.PathLi
         allowed = ", ".join(TAR_SUFFIXES + ZIP_SUFFIXES)
         raise ArchiveError(archive, None, f"unsupported archive type; allowed suffixes: {allowed}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+    staging = make_staging_dir(f".{dest.name}.extract-", dir=dest.parent)
     try:
         try:
             if lower.endswith(ZIP_SUFFIXES):

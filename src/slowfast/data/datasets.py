@@ -96,8 +96,14 @@ class _ClipDataset(Dataset):
         rest = default_collate([{k: v for k, v in item.items() if k != "inputs"} for item in batch])
         return {"inputs": [stack_clips(p) for p in zip(*(item["inputs"] for item in batch))], **rest}
 
+    #: distinct listed videos that are not in the shards (failed to download or decode); set by ``_present``
+    missing_videos: int = 0
+    listed_videos: int = 0
+
     def _present(self, video_ids: Sequence[str]) -> list[int]:
         keep = [i for i, vid in enumerate(video_ids) if vid in self.shards]
+        self.listed_videos = len(set(video_ids))
+        self.missing_videos = len({vid for vid in video_ids if vid not in self.shards})
         if len(keep) < len(video_ids):
             log.warning("%d of %d records dropped: video not in %s", len(video_ids) - len(keep), len(video_ids),
                         self.shards.root)

@@ -31,11 +31,17 @@ Rules (documented once, used by the decode stage, the benchmark and every direct
 Layout of ``out_dir``: ``shards/shard-<task hash>-<n>.parquet`` (columns ``video_id``, ``frame`` int32, ``jpeg``
 binary; row groups of at most ``row_group_frames`` rows, never spanning two videos; a shard is sealed once it holds
 ``shard_max_bytes`` of JPEG), ``manifest.json`` (per video: source path and checksum, parameters key, fps,
-num_frames, height, width and its ``runs`` ``[shard, first_row, first_frame, count]``; per shard: bytes and rows),
-``failures.json``. Re-runs skip videos whose checksum and parameters match and whose shards are intact (size and
-row count as recorded, readable footer); everything else is decoded again, and unreferenced shards are deleted.
-Videos of earlier runs that are not among ``sources`` stay in the manifest while their shards are intact. One decode
-run at a time per ``out_dir``.
+num_frames, height, width and its ``runs`` ``[shard, first_row, first_frame, count]``; per shard: bytes, rows and
+sha256), ``failures.json``. Re-runs skip videos whose checksum and parameters match and whose shards are intact (size,
+row count and sha256 as recorded, readable footer; a shard of a manifest without checksums is rebuilt); everything
+else is decoded again, and unreferenced shards are deleted. Videos of earlier runs that are not among ``sources``
+stay in the manifest while their shards are intact.
+
+**One writer, and the disk.** :func:`decode_videos` holds the folder's lock (:mod:`slowfast.utils.lock`): a second
+run on the same ``out_dir`` stops at once naming the first. A write error (``ENOSPC``, ``EDQUOT``, ``EIO``...) is a
+property of the machine, not of a video: the run stops with one :class:`DecodeOutputError` line naming the errno,
+deletes every shard and temporary file it wrote, and leaves the manifest of the earlier runs, so that a later run
+with space succeeds with no manual cleanup.
 
 **Work split.** A run is three steps: :func:`plan_decode` (which videos need work, in chunks; intact ones are skipped),
 :func:`decode_chunk` per chunk (picklable, cwd-independent, writes the chunk's own shards, returns its manifest entries
@@ -49,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -71,7 +78,8 @@ import pyarrow.parquet as pq
 
 from slowfast.config import from_mapping, require
 from slowfast.data.jpeg import encode_jpeg
-from slowfast.utils.io import atomic_path, write_json_atomic
+from slowfast.utils.io import OutputError, atomic_path, os_error_line, write_json_atomic
+from slowfast.utils.lock import folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +134,11 @@ class DecodeReport:
 
 class VideoError(Exception):
     """A video that cannot be decoded; the message is the failure record's reason."""
+
+
+class DecodeOutputError(OutputError):
+    """The output folder cannot be written (disk full, permissions, ...): a property of the machine, not of a video,
+    so the run stops instead of recording every further video as a failure."""
 
 
 # --------------------------------------------------------------------------------------------- direct decoding
@@ -260,9 +273,14 @@ class _ShardWriter:
         self._rows = 0
         self._bytes = 0
         self._buffer: list[tuple[str, int, bytes]] = []
+        self._failed: DecodeOutputError | None = None
 
     def append(self, video_id: str, frame: int, jpeg: bytes) -> tuple[str, int]:
         """Buffer one row; returns (shard name, row index in that shard)."""
+        with self._output_errors():
+            return self._append(video_id, frame, jpeg)
+
+    def _append(self, video_id: str, frame: int, jpeg: bytes) -> tuple[str, int]:
         if self._name is None:
             self._name = f"{self.prefix}-{self._count:04d}.parquet"
             self._count += 1
@@ -284,6 +302,10 @@ class _ShardWriter:
 
     def flush(self) -> None:
         """Write the buffered rows as one row group."""
+        with self._output_errors():
+            self._flush()
+
+    def _flush(self) -> None:
         if self._buffer and self._writer is not None:
             vids, frames, jpegs = zip(*self._buffer)
             table = pa.table([pa.array(vids, pa.string()), pa.array(frames, pa.int32()),
@@ -294,17 +316,64 @@ class _ShardWriter:
     def seal(self) -> None:
         if self._writer is None:
             return
-        self.flush()
-        self._writer.close()
-        self._ctx.__exit__(None, None, None)
-        self.sealed[self._name] = {"rows": self._rows, "bytes": (self.shard_dir / self._name).stat().st_size}
+        with self._output_errors():
+            self._flush()
+            self._writer.close()
+            self._ctx.__exit__(None, None, None)
+            path = self.shard_dir / self._name
+            self.sealed[self._name] = {"rows": self._rows, "bytes": path.stat().st_size, "sha256": shard_digest(path)}
         self._writer = self._ctx = self._name = None
 
+    @contextlib.contextmanager
+    def _output_errors(self) -> Iterator[None]:
+        """A write error stops the writer for good: every later call raises the same one-line error (Arrow would
+        only say "Operation on closed file")."""
+        if self._failed is not None:
+            raise self._failed
+        try:
+            with _output_errors(self.shard_dir):
+                yield
+        except DecodeOutputError as exc:
+            self._failed = exc
+            raise
+
     def abort(self) -> None:
+        """Close and delete the open shard's temporary file (after a write error the writer may be half closed)."""
         if self._writer is not None:
-            self._writer.close()
+            try:
+                self._writer.close()
+            except (OSError, pa.ArrowException):
+                pass
             self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
             self._writer = self._ctx = self._name = None
+            self._buffer = []
+
+
+def shard_digest(path: Path) -> str:
+    """sha256 of a shard file, recorded in the manifest and checked before a re-run trusts the shard."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _output_errors(where: Path) -> Iterator[None]:
+    """OSErrors of writing shards (ENOSPC, EDQUOT, EACCES, EIO...) as one :class:`DecodeOutputError` line."""
+    try:
+        yield
+    except DecodeOutputError:
+        raise
+    except OSError as exc:
+        raise DecodeOutputError(f"cannot write shards in {where}: {_errno_text(exc)}") from exc
+
+
+def _errno_text(exc: OSError) -> str:
+    """:func:`os_error_line`, also for Arrow's IO errors, which carry the errno only in their message."""
+    if exc.errno is None and (m := re.search(r"\[errno (\d+)\]\s*(.*)", str(exc), re.IGNORECASE)):
+        return os_error_line(OSError(int(m.group(1)), m.group(2).strip()))
+    return os_error_line(exc)
 
 
 def _in_windows(t: Fraction, windows: Sequence[Window] | None) -> bool:
@@ -478,6 +547,8 @@ def decode_chunk(chunk: DecodeChunk) -> ChunkResult:
             except VideoError as exc:
                 failures.append({"video_id": item["video_id"], "path": item["path"], "reason": str(exc)})
                 continue
+            except DecodeOutputError:
+                raise
             except Exception as exc:  # noqa: BLE001 - one broken file must not stop the others (rule: failure record)
                 log.exception("%s: unexpected error", item["video_id"])
                 failures.append({"video_id": item["video_id"], "path": item["path"],
@@ -500,8 +571,12 @@ def map_in_processes(fn: Callable[[DecodeChunk], ChunkResult], chunks: Sequence[
         return
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(chunks)),
                                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in concurrent.futures.as_completed([pool.submit(fn, chunk) for chunk in chunks]):
-            yield future.result()
+        try:
+            for future in concurrent.futures.as_completed([pool.submit(fn, chunk) for chunk in chunks]):
+                yield future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # a full disk: start no further chunk
+            raise
 
 
 def _params_key(config: DecodeConfig, windows: Sequence[Window] | None) -> str:
@@ -528,10 +603,10 @@ def _shard_ok(shard_dir: Path, name: str, meta: Mapping[str, int] | None) -> boo
     path = shard_dir / name
     if meta is None or not SHARD_NAME.fullmatch(name) or not path.is_file():
         return False
-    if path.stat().st_size != meta.get("bytes"):
+    if path.stat().st_size != meta.get("bytes") or "sha256" not in meta:  # no checksum: an older manifest, redo
         return False
     try:
-        return pq.ParquetFile(path).metadata.num_rows == meta.get("rows")
+        return pq.ParquetFile(path).metadata.num_rows == meta.get("rows") and shard_digest(path) == meta["sha256"]
     except (OSError, pa.ArrowException):
         return False
 
@@ -543,6 +618,21 @@ def _write_outputs(out_dir: Path, videos: dict[str, Any], shards: dict[str, Any]
                                            "shards": {n: shards[n] for n in sorted(used)}})
     if failures is not None:
         write_json_atomic(out_dir / FAILURES, sorted(failures, key=lambda f: f["video_id"]))
+
+
+def _check_arguments(sources: Mapping[str, Any], windows: Mapping[str, Sequence[Window]] | None, workers: int
+                     ) -> None:
+    """Invalid arguments fail before any work (and before the output folder is created or locked)."""
+    if workers < 1:
+        raise ValueError(f"workers: got {workers}, allowed: >= 1")
+    windows = dict(windows or {})
+    unknown = sorted(set(windows) - set(sources))
+    if unknown:
+        raise ValueError(f"windows: video id {unknown[0]!r} is not among the sources")
+    for vid, wins in windows.items():
+        for start, end in wins:
+            if not 0 <= start <= end:
+                raise ValueError(f"windows[{vid!r}]: got ({start}, {end}), allowed: 0 <= start <= end")
 
 
 def plan_decode(
@@ -561,16 +651,8 @@ def plan_decode(
     prefixes hash their content, so the same work gets the same shard names whoever runs it. ``parallel`` (default:
     ``workers`` > 1) says that chunks run side by side, so each decodes on one core.
     """
-    if workers < 1:
-        raise ValueError(f"workers: got {workers}, allowed: >= 1")
+    _check_arguments(sources, windows, workers)
     windows = dict(windows or {})
-    unknown = sorted(set(windows) - set(sources))
-    if unknown:
-        raise ValueError(f"windows: video id {unknown[0]!r} is not among the sources")
-    for vid, wins in windows.items():
-        for start, end in wins:
-            if not 0 <= start <= end:
-                raise ValueError(f"windows[{vid!r}]: got ({start}, {end}), allowed: 0 <= start <= end")
     out_dir = Path(out_dir)
     shard_dir = out_dir / SHARD_DIR
     shard_dir.mkdir(parents=True, exist_ok=True)
@@ -628,24 +710,27 @@ def merge_decode(plan: DecodePlan, results: Iterable[ChunkResult], *, progress: 
 
         bar = tqdm(total=total, unit="video", desc="decode", disable=not total)
     last_write = time.monotonic()
-    for result in results:
-        shards.update(result.shards)
-        for record in result.records:
-            videos[record["video_id"]] = record
-            decoded.append(record["video_id"])
-        failures.extend(result.failures)
+    try:
+        for result in results:
+            shards.update(result.shards)
+            for record in result.records:
+                videos[record["video_id"]] = record
+                decoded.append(record["video_id"])
+            failures.extend(result.failures)
+            if bar is not None:
+                bar.update(len(result.records) + len(result.failures))
+            if time.monotonic() - last_write > 30:
+                _write_outputs(plan.out_dir, videos, shards)
+                last_write = time.monotonic()
+    finally:
         if bar is not None:
-            bar.update(len(result.records) + len(result.failures))
-        if time.monotonic() - last_write > 30:
-            _write_outputs(plan.out_dir, videos, shards)
-            last_write = time.monotonic()
-    if bar is not None:
-        bar.close()
+            bar.close()  # before any error message, which then starts a line of its own
     _write_outputs(plan.out_dir, videos, shards, failures)
     used = {run[0] for v in videos.values() for run in v["runs"]}
     for path in (plan.out_dir / SHARD_DIR).iterdir():
-        if path.name not in used and (SHARD_NAME.fullmatch(path.name) or path.name.endswith(".tmp")):
+        if path.name not in used and SHARD_NAME.fullmatch(path.name):
             path.unlink(missing_ok=True)
+    _remove_run_files(plan, keep=used)
     for failure in failures:
         log.warning("%s: %s (%s)", failure["video_id"], failure["reason"], failure["path"])
     log.info("decoded %d videos, skipped %d, %d failures", len(decoded), len(plan.skipped), len(failures))
@@ -670,10 +755,63 @@ def decode_videos(
     checksum and parameters into intact shards are skipped; corrupt or incomplete shards are rebuilt. Returns a
     report; the failure records are also in ``out_dir/failures.json``.
     """
-    plan = plan_decode(sources, out_dir, config, windows=windows, workers=workers,
-                       parallel=True if map_chunks is not None else None)
-    mapper = map_chunks or functools.partial(map_in_processes, workers=workers)
-    return merge_decode(plan, mapper(decode_chunk, plan.chunks) if plan.chunks else (), progress=progress)
+    _check_arguments(sources, windows, workers)
+    with folder_lock(out_dir, "decode"):
+        _remove_stale_temp_files(Path(out_dir))
+        plan = plan_decode(sources, out_dir, config, windows=windows, workers=workers,
+                           parallel=True if map_chunks is not None else None)
+        mapper = map_chunks or functools.partial(map_in_processes, workers=workers)
+        try:
+            return merge_decode(plan, mapper(decode_chunk, plan.chunks) if plan.chunks else (), progress=progress)
+        except (DecodeOutputError, OSError) as exc:
+            removed = _discard_failed_run(plan)
+            if not isinstance(exc, DecodeOutputError):
+                exc = DecodeOutputError(f"cannot write {plan.out_dir}: {_errno_text(exc)}")
+            raise DecodeOutputError(f"decode: {exc}; removed what this run wrote ({removed} files), a re-run "
+                                    "with space continues from the videos decoded before it") from None
+
+
+# ------------------------------------------------------------------------- cleanup after a failed or killed run
+def _run_prefixes(plan: DecodePlan) -> set[str]:
+    return {chunk.prefix for chunk in plan.chunks}
+
+
+def _remove_run_files(plan: DecodePlan, keep: set[str]) -> int:
+    """Delete the shards and temporary files of ``plan``'s own chunks that are not in ``keep``; returns how many.
+
+    Only this run's files: shard names start with the prefix of a chunk of this plan, and temporary files are
+    ``.<shard name>.<random>.tmp`` (:func:`slowfast.utils.io.atomic_path`)."""
+    prefixes = _run_prefixes(plan)
+    removed = 0
+    for path in (plan.out_dir / SHARD_DIR).iterdir():
+        name = path.name[1:] if path.name.startswith(".") and path.name.endswith(".tmp") else path.name
+        if name not in keep and any(name.startswith(prefix + "-") for prefix in prefixes):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _discard_failed_run(plan: DecodePlan) -> int:
+    """After a write error: delete every file this run wrote, and put back the manifest of the videos it kept when
+    a periodic write already named the new shards."""
+    removed = _remove_run_files(plan, keep={run[0] for v in plan.videos.values() for run in v["runs"]})
+    manifest = load_manifest(plan.out_dir)
+    named = {run[0] for v in manifest["videos"].values() for run in v["runs"]}
+    if any(not (plan.out_dir / SHARD_DIR / name).exists() for name in named):
+        try:
+            _write_outputs(plan.out_dir, plan.videos, plan.shards)
+        except OSError as exc:
+            log.warning("could not restore %s: %s", plan.out_dir / MANIFEST, _errno_text(exc))
+    return removed
+
+
+def _remove_stale_temp_files(out_dir: Path) -> None:
+    """Temporary shard files of runs killed mid-write; only called with the folder's lock held, so no other run
+    of this folder is writing them."""
+    shard_dir = out_dir / SHARD_DIR
+    if shard_dir.is_dir():
+        for path in shard_dir.glob(".shard-*.tmp"):
+            path.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------------- CLI

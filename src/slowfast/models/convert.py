@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,9 @@ def to_model_names(pyslowfast_state: Mapping[str, Any], pathways: tuple[str, ...
 
 def read_caffe2_blobs(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The weight blobs of a Caffe2 ``.pkl`` (``{"blobs": {name: array}, ...}``) as tensors; solver state dropped."""
+    if zipfile.is_zipfile(path):  # torch.save's format: the unpickler would only say "persistent id instruction"
+        raise ValueError(f"{path}: a PyTorch checkpoint (torch.save zip), not a Caffe2 pickle; "
+                         "use --from pyslowfast or --from pytorchvideo")
     data = load_array_pickle(path)  # Caffe2 pickles come from Python 2: read as latin1
     if not isinstance(data, dict) or not isinstance(data.get("blobs"), dict):
         raise ValueError(f"{path}: a Caffe2 checkpoint is a dict with a 'blobs' dict")

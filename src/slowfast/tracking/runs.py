@@ -17,6 +17,7 @@ e.g. a team server; a server that cannot be reached is an error before any work 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slowfast.utils.io import OutputError, write_json_atomic
+
 logger = logging.getLogger(__name__)
 
 PIPELINE_ID_ENV = "SLOWFAST_PIPELINE_ID"
@@ -40,6 +43,10 @@ DEFAULT_EXPERIMENT = "slowfast"
 
 class TrackingUnavailableError(RuntimeError):
     """The MLflow tracking store named by the configuration cannot be used."""
+
+
+class TrackingStoreFailedError(OutputError):
+    """The tracking store failed while a stage ran; the message is one line (see :func:`stage_run`)."""
 
 
 def tracking_uri(repo_root: str | os.PathLike[str]) -> str:
@@ -179,18 +186,116 @@ def stage_run(
     run_tags = {TAG_PIPELINE_ID: pid, TAG_ROLE: "stage", TAG_STAGE: stage, **(tags or {})}
     if os.environ.get("DVC_EXP_NAME"):
         run_tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
+    _quiet_store_tracebacks()
+    end_unfinished_runs(repo_root)  # runs a store failure left RUNNING in an earlier process
     status = "FAILED"
+    run_ids = [parent] if not managed else []
     try:
         # The run ends FAILED (KILLED on Ctrl-C) when the stage raises, FINISHED otherwise.
         with mlflow.start_run(
             run_name=stage, parent_run_id=parent, tags=run_tags, log_system_metrics=system_metrics
         ) as run:
+            run_ids.insert(0, run.info.run_id)
             # MLflow takes at most 100 params a call; a value is a string of at most 6000 characters.
             items = [(k, str(v)[:6000]) for k, v in flatten(params).items()]
             for i in range(0, len(items), 100):
                 mlflow.log_params(dict(items[i : i + 100]))
             yield StageRun(run_id=run.info.run_id, parent_run_id=parent, pipeline_id=pid)
         status = "FINISHED"
+    except Exception as exc:
+        if not _is_store_failure(exc):
+            raise
+        status = "STORE_FAILED"  # the finally below must not talk to the failed store again
+        raise _after_store_failure(stage, uri, exc, run_ids, repo_root) from None
     finally:
-        if not managed:
+        if not managed and status != "STORE_FAILED":
             client.set_terminated(parent, status=status)
+
+
+# ------------------------------------------------------------------------------ the store failing mid-run
+#: where the runs a store failure left RUNNING are remembered until a later stage can end them (repository root)
+UNFINISHED_RUNS = Path(".slowfast") / "unfinished_runs.json"
+_STORE_MODULES = ("mlflow", "sqlalchemy", "sqlite3", "requests", "urllib3", "pymysql", "psycopg2")
+
+
+def _drop_db_traceback(record: logging.LogRecord) -> bool:
+    """MLflow logs every database error with its ~40-line trace before raising it; the stage reports it in one."""
+    return not (record.exc_info and str(record.msg).startswith("SQLAlchemy database error"))
+
+
+def _quiet_store_tracebacks() -> None:
+    db_log = logging.getLogger("mlflow.store.db.utils")
+    if _drop_db_traceback not in db_log.filters:
+        db_log.addFilter(_drop_db_traceback)
+
+
+def _is_store_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) comes from the tracking client or its database."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if type(exc).__module__.split(".")[0] in _STORE_MODULES:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _after_store_failure(stage: str, uri: str, exc: BaseException, run_ids: list[str],
+                         repo_root: str | os.PathLike[str]) -> Exception:
+    """End the stage's runs FAILED if the store answers again; else remember them for the next stage. Returns the
+    one-line error the stage exits with (its checkpoints are untouched, so the next run resumes)."""
+    import mlflow
+
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    left = []
+    for run_id in run_ids:
+        try:
+            mlflow.MlflowClient().set_terminated(run_id, status="FAILED")
+        except Exception:  # noqa: BLE001 - the store is still failing: leave it to the next stage
+            left.append(run_id)
+    with contextlib.suppress(Exception):
+        mlflow.end_run("FAILED")  # drop the fluent API's active run (its own end failed with the store)
+    if left:
+        path = Path(repo_root) / UNFINISHED_RUNS
+        try:
+            known = json.loads(path.read_text()) if path.exists() else []
+            write_json_atomic(path, sorted({*known, *(f"{uri} {r}" for r in left)}))
+        except (OSError, ValueError) as err:
+            logger.warning("cannot record the unfinished runs in %s: %s", path, err)
+    then = (f"runs {', '.join(left)} stay RUNNING until the next stage ends them FAILED" if left
+            else "its runs are ended FAILED")
+    return TrackingStoreFailedError(
+        f"stage {stage}: the MLflow tracking store {uri} failed ({type(exc).__name__}: {first}); the checkpoints "
+        f"are kept and the next run resumes; {then}")
+
+
+def end_unfinished_runs(repo_root: str | os.PathLike[str] = ".") -> list[str]:
+    """End FAILED the runs of this store that an earlier store failure left RUNNING; returns their ids."""
+    import mlflow
+
+    path = Path(repo_root) / UNFINISHED_RUNS
+    try:
+        pending = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    uri, ended, left = mlflow.get_tracking_uri(), [], []
+    for entry in pending:
+        store, _, run_id = entry.rpartition(" ")
+        if store != uri:
+            left.append(entry)
+            continue
+        try:
+            client = mlflow.MlflowClient()
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_terminated(run_id, status="FAILED")
+            ended.append(run_id)
+        except Exception as exc:  # noqa: BLE001 - a store still failing: try again at the next stage
+            logger.warning("could not end run %s left RUNNING by a store failure: %s", run_id, exc)
+            left.append(entry)
+    if left:
+        write_json_atomic(path, left)
+    else:
+        path.unlink(missing_ok=True)
+    if ended:
+        logger.info("ended FAILED %d runs left RUNNING by an earlier tracking store failure", len(ended))
+    return ended

@@ -10,7 +10,6 @@ import multiprocessing
 import os
 import shutil
 import string
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import numpy as np
 from slowfast.config import require, to_mapping
 from slowfast.data.synthetic.motions import MOTIONS
 from slowfast.data.synthetic.render import Sprite, Track, draw_frames, encode_mp4
-from slowfast.utils.io import write_json_atomic
+from slowfast.utils.io import make_staging_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +155,7 @@ def build_dataset_dir(root: str | os.PathLike[str], params: Any, build: Callable
             log.info("%s is up to date", root)
             return False
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
+    staging = make_staging_dir(f".{root.name}.", ".partial", dir=root.parent)
     try:
         build(staging)
         write_json_atomic(staging / STAMP_NAME, {**stamp, "files": _files(staging)})
