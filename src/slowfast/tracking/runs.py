@@ -242,6 +242,8 @@ def _metrics_files(dvc_yaml: Path) -> dict[str, list[Path]]:
     """{stage: [its metrics files]} as ``dvc.yaml`` declares them (paths relative to the stage's ``wdir``)."""
     import yaml
 
+    if not dvc_yaml.is_file():  # a stage run by hand outside a DVC repository
+        return {}
     try:
         stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}
     except (OSError, ValueError) as exc:
