@@ -16,9 +16,12 @@ per decode chunk on the Dask cluster (Prefect's ``DaskTaskRunner``), then ``dvc 
 ``dvc.lock``, so the stages downstream and any later ``dvc repro`` see it as done. An address that cannot be reached
 fails the flow before any stage runs.
 
-The flow opens the MLflow parent run of this pipeline execution and hands its id to the stage processes
-(``SLOWFAST_PIPELINE_ID``), so every stage's child run is grouped under it; its result is the metrics summary
-(``dvc metrics show``).
+The flow hands a pipeline id to the stage processes (``SLOWFAST_PIPELINE_ID``), so every stage's child run is
+grouped under one MLflow parent run, created by the first stage that runs (a flow run in which DVC skipped every
+stage leaves no empty parent). When the stages are done the flow ends the parent run (FAILED if a stage failed),
+records the pipeline's metrics on it, and publishes a Prefect markdown artifact (key ``slowfast-pipeline``): the
+stages that ran or were skipped with their durations, the metrics summary (``dvc metrics show``) and a link to
+the MLflow parent run. Its result is that summary.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,9 +99,11 @@ def dvc_stages(repo_root: str | os.PathLike[str]) -> list[StageNode]:
 
 
 @task(task_run_name="dvc repro {name}")
-def run_stage(repo_root: str, name: str, pipeline_id: str, force: bool = False) -> str:
-    """``dvc repro --single-item NAME``: runs the stage if DVC finds it stale, else skips it."""
+def run_stage(repo_root: str, name: str, pipeline_id: str, force: bool = False) -> dict[str, Any]:
+    """``dvc repro --single-item NAME``: runs the stage if DVC finds it stale, else skips it; returns
+    ``{"status": "ran" | "skipped", "seconds": wall time}``."""
     logger = get_run_logger()
+    start = time.monotonic()
     env = {**os.environ, tracking.PIPELINE_ID_ENV: pipeline_id}
     cmd = [*DVC, "--wait-for-lock", "repro", "--single-item", name, *(["--force"] if force else [])]
     proc = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True)
@@ -105,7 +111,8 @@ def run_stage(repo_root: str, name: str, pipeline_id: str, force: bool = False) 
     if proc.returncode != 0:
         raise RuntimeError(f"stage {name!r} failed (exit {proc.returncode}):\n{output[-4000:]}")
     logger.info("%s", output[-2000:])
-    return "skipped" if "didn't change, skipping" in output else "ran"
+    return {"status": "skipped" if "didn't change, skipping" in output else "ran",
+            "seconds": time.monotonic() - start}
 
 
 def _dvc(repo_root: str, *args: str) -> str:
@@ -138,8 +145,9 @@ def fan_out_stage(repo_root: str, node: StageNode, pipeline_id: str, dask_addres
                   ) -> dict[str, Any]:
     """Run a stale fan-out stage through :mod:`pipelines.fanout`, then ``dvc commit`` it into ``dvc.lock``."""
     logger = get_run_logger()
+    start = time.monotonic()
     if not force and not json.loads(_dvc(repo_root, "status", "--json", node.name) or "{}"):
-        return {"status": "skipped"}
+        return {"status": "skipped", "seconds": time.monotonic() - start}
     from prefect.settings import get_current_settings
 
     env = {**os.environ, tracking.PIPELINE_ID_ENV: pipeline_id}
@@ -158,7 +166,7 @@ def fan_out_stage(repo_root: str, node: StageNode, pipeline_id: str, dask_addres
     _dvc(repo_root, "commit", "--force", node.name)
     logger.info("%s: %d chunks on Dask workers %s; committed to dvc.lock", node.name, result["chunks"],
                 result["workers"])
-    return {"status": "ran", **result}
+    return {"status": "ran", "seconds": time.monotonic() - start, **result}
 
 
 def metrics_summary(repo_root: str | os.PathLike[str]) -> dict[str, Any]:
@@ -172,10 +180,49 @@ def metrics_summary(repo_root: str | os.PathLike[str]) -> dict[str, Any]:
     return {path: entry.get("data", {}) for path, entry in workspace.get("data", {}).items()}
 
 
+def mlflow_run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """Where a user opens run ``run_id``: on the tracking server itself, or on ``mlflow ui`` over a local store."""
+    path = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"[{run_id}]({tracking_uri.rstrip('/')}/{path})"
+    return (f"[{run_id}](http://127.0.0.1:5000/{path}) once `mlflow ui --backend-store-uri {tracking_uri}` "
+            "serves the local store")
+
+
+def summary_markdown(summary: dict[str, Any], *, link: str | None, status: str) -> str:
+    """The flow run's artifact: stages (ran / skipped / failed / not run, durations), metrics, the MLflow run."""
+    lines = [f"# SlowFast pipeline: {status}", "",
+             f"MLflow parent run: {link}" if link else "MLflow parent run: none (every stage was skipped)", "",
+             "| stage | status | duration (s) |", "|---|---|---|"]
+    for name, status_ in summary["stages"].items():
+        seconds = summary["durations"].get(name)
+        lines.append(f"| {name} | {status_} | {'' if seconds is None else f'{seconds:.1f}'} |")
+    lines += ["", "| metrics file | metric | value |", "|---|---|---|"]
+    for path, values in summary["metrics"].items():
+        for key, value in tracking.flatten(values).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                lines.append(f"| {path} | {key} | {value:.4g} |")
+    return "\n".join(lines) + "\n"
+
+
+def _outcome(future: Any) -> dict[str, Any]:
+    """What became of one stage's task: its result, or failed (with the one-line reason) / not run."""
+    try:
+        result = future.result()
+    except Exception as exc:  # noqa: BLE001 - a stage's failure is reported with the others, then raised
+        state = future.state
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {"status": "failed" if state.is_failed() and "upstream" not in first.lower() else "not run",
+                "error": str(exc)}
+    return result if isinstance(result, dict) else {"status": result}
+
+
 @flow(name="slowfast-pipeline")
 def slowfast_pipeline(repo_root: str = ".", force: bool = False, dask_address: str | None = None) -> dict[str, Any]:
-    """Run the DVC pipeline in ``repo_root``; returns ``{"stages": {name: ran|skipped}, "metrics": {...}}`` and,
-    with ``dask_address``, ``"fan_out": {stage: {"chunks": n, "workers": {address: chunks}}}``."""
+    """Run the DVC pipeline in ``repo_root``; returns ``{"stages": {name: ran|skipped}, "durations": {name: s},
+    "metrics": {...}, "mlflow_parent_run_id": id or None}`` and, with ``dask_address``, ``"fan_out": {stage:
+    {"chunks": n, "workers": {address: chunks}}}``. A failed stage fails the flow after the independent stages ran."""
+    from prefect.artifacts import create_markdown_artifact
     from prefect.runtime import flow_run
 
     logger = get_run_logger()
@@ -184,34 +231,51 @@ def slowfast_pipeline(repo_root: str = ".", force: bool = False, dask_address: s
     if dask_address:
         check_dask_address(dask_address)
     pipeline_id = f"prefect-{flow_run.get_id() or os.getpid()}"
+    params = tracking.read_params_file(Path(root) / "params.yaml")
+    experiment = str((params.get("tracking") or {}).get("experiment") or tracking.DEFAULT_EXPERIMENT)
     import mlflow
 
     mlflow.set_tracking_uri(tracking.tracking_uri(root))
     tracking.check_tracking_uri(mlflow.get_tracking_uri())
-    parent = tracking.ensure_pipeline_run(pipeline_id, tags={"prefect.flow_run_id": str(flow_run.get_id())})
 
     futures: dict[str, Any] = {}
-    status = "FAILED"
-    try:
-        for node in nodes:
-            options = {"retries": node.retries, "retry_delay_seconds": node.retry_delay_seconds}
-            after = [futures[u] for u in node.upstream]
-            if node.fan_out and dask_address:
-                futures[node.name] = fan_out_stage.with_options(**options).submit(
-                    root, node, pipeline_id, dask_address, force, wait_for=after)
-            else:
-                futures[node.name] = run_stage.with_options(**options).submit(
-                    root, node.name, pipeline_id, force, wait_for=after)
-        wait(list(futures.values()))
-        results = {name: fut.result() for name, fut in futures.items()}
-        status = "FINISHED"
-    finally:
-        mlflow.MlflowClient().set_terminated(parent, status=status)
-    stages = {name: r if isinstance(r, str) else r["status"] for name, r in results.items()}
-    summary = {"stages": stages, "metrics": metrics_summary(root), "mlflow_parent_run_id": parent}
+    for node in nodes:
+        options = {"retries": node.retries, "retry_delay_seconds": node.retry_delay_seconds}
+        after = [futures[u] for u in node.upstream]
+        if node.fan_out and dask_address:
+            futures[node.name] = fan_out_stage.with_options(**options).submit(
+                root, node, pipeline_id, dask_address, force, wait_for=after)
+        else:
+            futures[node.name] = run_stage.with_options(**options).submit(
+                root, node.name, pipeline_id, force, wait_for=after)
+    wait(list(futures.values()))
+    outcomes = {name: _outcome(fut) for name, fut in futures.items()}
+    failed = {name: o["error"] for name, o in outcomes.items() if o["status"] == "failed"}
+    status = "FAILED" if failed else "FINISHED"
+
+    # The parent exists once a stage has run; a stage without an MLflow run of its own still deserves one.
+    parent = tracking.find_pipeline_run(pipeline_id, experiment=experiment)
+    if parent is None and any(o["status"] == "ran" for o in outcomes.values()):
+        parent = tracking.ensure_pipeline_run(pipeline_id, experiment=experiment, params=params, repo_root=root)
+    link = None
+    if parent is not None:
+        client = mlflow.MlflowClient()
+        client.set_tag(parent, "prefect.flow_run_id", str(flow_run.get_id()))
+        client.update_run(parent, name=tracking.pipeline_run_name(params, via=f"prefect {flow_run.get_name()}"))
+        tracking.log_pipeline_metrics(parent, root)
+        client.set_terminated(parent, status=status)
+        link = mlflow_run_link(mlflow.get_tracking_uri(), client.get_run(parent).info.experiment_id, parent)
+    summary = {"stages": {name: o["status"] for name, o in outcomes.items()},
+               "durations": {name: o["seconds"] for name, o in outcomes.items() if "seconds" in o},
+               "metrics": metrics_summary(root), "mlflow_parent_run_id": parent}
     if dask_address:
-        summary["fan_out"] = {name: r for name, r in results.items() if isinstance(r, dict) and r["status"] == "ran"}
-    logger.info("pipeline finished: %s", json.dumps(summary["stages"]))
+        summary["fan_out"] = {name: {k: v for k, v in o.items() if k in ("chunks", "workers")}
+                              for name, o in outcomes.items() if o["status"] == "ran" and "chunks" in o}
+    create_markdown_artifact(key="slowfast-pipeline", markdown=summary_markdown(summary, link=link, status=status),
+                             description="stages ran/skipped, metrics, MLflow parent run")
+    logger.info("pipeline %s: %s", status.lower(), json.dumps(summary["stages"]))
+    if failed:
+        raise RuntimeError("\n".join(failed.values()))  # each names its stage
     return summary
 
 

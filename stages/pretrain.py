@@ -81,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
                               curve_path=args.curve, run=run, **missing)
         write_json_atomic(Path(args.out) / "classes.json", source.classes)
         run.log_artifact(Path(args.out) / "classes.json")
-        # The model, with a signature, registered as models:/<registered_model>@<alias>; loading never unpickles.
+        # The model, with a signature, registered as a new version of <registered_model> (loading never unpickles);
+        # the evaluate stage gives it @champion or @challenger once its top-1 is known.
         log_model(result.weights, classes=source.classes,
                   sampling=params.model.sampling(fps=params.decode.frames.fps, test_clips=params.evaluate.test_clips),
                   transform=params.evaluate.transform, decode=params.decode.frames,
-                  registered_name=params.tracking.registered_model, alias=params.tracking.alias)
+                  registered_name=params.tracking.registered_model, preset=params.model.preset)
     return 0
 
 

@@ -36,7 +36,8 @@ class TrackingParams:
 
     experiment: str = "slowfast"
     registered_model: str = "slowfast-kinetics"
-    #: the alias the newest pretrained model gets in the registry (`models:/slowfast-kinetics@champion`)
+    #: the alias of the best evaluated model in the registry (`models:/slowfast-kinetics@champion`); a version that
+    #: does not beat it on top-1 on the same evaluation data is `@challenger` (slowfast.tracking.models.assign_alias)
     alias: str = "champion"
     system_metrics: bool = True
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from slowfast.config import ConfigError
 from slowfast.params import PipelineParams, load_params, section
-from slowfast.tracking.runs import stage_run
+from slowfast.tracking.runs import read_params_file, stage_run
 from slowfast.utils.lifeline import follow_dvc
 from slowfast.utils.lock import folder_lock
 
@@ -46,6 +46,7 @@ def stage_args(
 def tracked(name: str, args: argparse.Namespace, params: PipelineParams, *sections: str, **kwargs: Any):
     """The stage's MLflow child run, logging the raw ``sections`` of the params file as its parameters."""
     kwargs.setdefault("system_metrics", params.tracking.system_metrics)
+    kwargs.setdefault("pipeline_params", read_params_file(args.params))  # all of it, for the parent run
     return stage_run(name, params=section(args.params, *sections), experiment=params.tracking.experiment, **kwargs)
 
 

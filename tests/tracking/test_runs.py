@@ -128,3 +128,79 @@ def test_stages_of_one_dvc_repro_share_a_parent_and_the_next_repro_gets_another(
     assert sorted(sorted(v) for v in by_parent.values()) == [["first", "second"], ["first", "second"]]
     assert set(by_parent) == {p.info.run_id for p in parents}
     assert all(p.info.status == "FINISHED" for p in parents)
+
+
+COMPARE_STAGE = """
+import json, sys, yaml
+from slowfast.tracking.runs import stage_run
+name = sys.argv[1]
+params = yaml.safe_load(open("params.yaml"))
+with stage_run(name, params=params, system_metrics=False):
+    slowfast = params["model"]["preset"] == "slowfast_tiny"
+    value = {"train": {"top1": 0.9 if slowfast else 0.7, "chance_top1": 0.1}, "proposals": {"ap50": 0.8}}[name]
+    json.dump(value, open(name + ".json", "w"))
+    open(name + ".txt", "w").write("done")
+"""
+
+
+def test_parent_runs_of_dvc_repro_and_dvc_exp_run_compare_params_and_metrics(tmp_path):
+    """As a user compares SlowFast with Slow-only: `dvc repro`, commit, `dvc exp run -S model.preset=slow_tiny`;
+    the two parent runs hold params.yaml and every stage's metrics (the skipped stage's too), and differ where the
+    executions differ; a `dvc repro` with nothing to do adds no parent."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != PIPELINE_ID_ENV}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env.update(MLFLOW_TRACKING_URI=uri, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    (repo / "stage.py").write_text(COMPARE_STAGE)
+    (repo / "params.yaml").write_text("model: {preset: slowfast_tiny}\ntrain: {lr: 0.1, steps: [1, 2]}\n")
+    py = sys.executable
+    (repo / "dvc.yaml").write_text(textwrap.dedent(f"""
+        stages:
+          train:
+            cmd: {py} stage.py train
+            params: [model, train]
+            outs: [train.txt]
+            metrics: [{{train.json: {{cache: false}}}}]
+          proposals:
+            cmd: {py} stage.py proposals
+            outs: [proposals.txt]
+            metrics: [{{proposals.json: {{cache: false}}}}]
+    """))
+
+    def run(*args):
+        proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    run("git", "init", "-q")
+    run(str(BIN / "dvc"), "init", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "the pipeline")
+    code = run("git", "rev-parse", "HEAD").strip()
+    run(str(BIN / "dvc"), "repro")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "baseline results")
+    commit = run("git", "rev-parse", "HEAD").strip()
+    run(str(BIN / "dvc"), "exp", "run", "-S", "model.preset=slow_tiny", "-n", "slow-only")
+    run(str(BIN / "dvc"), "repro")  # nothing changed: every stage skipped, no new parent
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["slowfast"], filter_string=f"tags.`{TAG_ROLE}` = 'pipeline'")
+    assert len(runs) == 2
+    by_name = {row["tags.mlflow.runName"]: row for _, row in runs.iterrows()}
+    assert set(by_name) == {"slowfast_tiny · workspace", "slow_tiny · slow-only"}
+    base, exp = by_name["slowfast_tiny · workspace"], by_name["slow_tiny · slow-only"]
+    assert exp["tags.dvc.exp_name"] == "slow-only" and base["tags.mlflow.source.git.commit"] == code
+    assert exp["tags.mlflow.source.git.commit"] == commit  # the experiment's baseline
+
+    params = [c for c in runs.columns if c.startswith("params.")]
+    assert set(params) == {"params.model.preset", "params.train.lr", "params.train.steps"}
+    differing = {c for c in params if base[c] != exp[c]}
+    assert differing == {"params.model.preset"}
+    assert exp["metrics.train.top1"] - base["metrics.train.top1"] == pytest.approx(-0.2)
+    assert exp["metrics.train.chance_top1"] == base["metrics.train.chance_top1"] == pytest.approx(0.1)
+    # the experiment did not re-run `proposals` (DVC skipped it); its parent still holds that stage's metric
+    assert exp["metrics.proposals.ap50"] == base["metrics.proposals.ap50"] == pytest.approx(0.8)
+    assert set(runs["status"]) == {"FINISHED"}

@@ -130,6 +130,8 @@ def evaluate_classifier(model: Any, dataset: Any, classes: Sequence[str], eval_c
     per_class = per_class_accuracy(scores.labels, predictions, len(classes))
     metrics = {"top1": summary["top1"], "top5": summary["top5"],
                "mean_class_accuracy": float(np.nanmean(per_class)) if len(per_class) else float("nan"),
+               # the expected top-k of scores that carry no information
+               "chance_top1": 1.0 / len(classes), "chance_top5": min(5, len(classes)) / len(classes),
                "videos": len(scores.video_ids),
                "views_per_video": dataset.sampling.test_clips * dataset.transform.test_crops}
     write_scores(scores, out / "scores.parquet")

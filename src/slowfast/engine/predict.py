@@ -34,7 +34,7 @@ from slowfast.data.shards import FrameShards
 from slowfast.engine.config import EvalConfig
 from slowfast.engine.evaluate import evaluate
 from slowfast.models import SlowFast, pack_pathways
-from slowfast.tracking.models import Preprocessing, resolve_model
+from slowfast.tracking.models import Preprocessing, describe_model, resolve_model
 from slowfast.tracking.runs import TrackingUnavailableError, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -115,11 +115,14 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if not args.video.is_file():
         raise FileNotFoundError(f"video {args.video} does not exist")
+    described = None
     if args.model:
+        uri = args.tracking_uri or tracking_uri(".")
         try:
-            resolved = resolve_model(args.model, tracking_uri=args.tracking_uri or tracking_uri("."))
+            resolved = resolve_model(args.model, tracking_uri=uri)
         except TrackingUnavailableError as exc:
             raise ValueError(str(exc)) from None
+        described = describe_model(str(args.model), tracking_uri=uri)
     else:
         resolved = resolve_model(args.checkpoint)
     model, classes, pre = resolved
@@ -128,10 +131,11 @@ def run(args: argparse.Namespace) -> int:
     top = top_classes(scores, classes, args.top)
     views = args.clips * args.crops
     if args.json:
-        print(json.dumps({"video": str(args.video), "model": str(args.model or args.checkpoint), "views": views,
-                          "top": top}))
+        print(json.dumps({"video": str(args.video), "model": str(args.model or args.checkpoint),
+                          **({"model_version": described} if described else {}), "views": views, "top": top}))
         return 0
-    print(f"{args.video}: {views} views ({args.clips} clips x {args.crops} crops), {args.model or args.checkpoint}")
+    print(f"{args.video}: {views} views ({args.clips} clips x {args.crops} crops), {args.model or args.checkpoint}"
+          + (f" = {described}" if described else ""))
     width = max(len("class"), *(len(str(t["class"])) for t in top))
     print(f"{'rank':>4}  {'class':<{width}}  score")
     for rank, item in enumerate(top, 1):

@@ -12,11 +12,18 @@ the logged model; MLflow runs it at load time, no cloudpickle), and the data are
 :func:`resolve_model` turns a local checkpoint or an MLflow URI (``models:/NAME@ALIAS``, ``models:/NAME/3``,
 ``runs:/RUN_ID/model``, ``models:/m-...``) into ``(model, classes, preprocessing)``; for a URI it downloads the
 model's files and reads the checkpoint itself, without running the logged code.
+
+The registry rule (:func:`assign_alias`, called by the ``evaluate`` stage once the evaluation metric is known): a new
+version takes ``@champion`` only when it beats the current champion on that metric (``top1``) on the same
+evaluation data (the same :func:`slowfast.tracking.compare.data_fingerprint`); otherwise it gets ``@challenger``.
+Every version is tagged with its preset, the git commit, the checkpoint's digest and, once evaluated, its
+evaluation data fingerprint and metrics, so the registry page says what each version is.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -42,6 +49,19 @@ MODEL_CODE = Path(__file__).with_name("model_code.py")
 ARTIFACTS = {"checkpoint": "model.pt", "classes": "classes.json", "preprocessing": "preprocessing.json"}
 URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 _ALIAS = re.compile(r"[\w\-]{1,255}")
+
+TAG_PRESET = "slowfast.preset"
+TAG_GIT_COMMIT = "slowfast.git_commit"
+TAG_CHECKPOINT = "slowfast.checkpoint_sha256"
+TAG_EVAL_DATA = "slowfast.eval_data"  # the same tag name as slowfast.tracking.compare's
+METRIC_TAG_PREFIX = "metric."
+CHALLENGER = "challenger"
+REGISTERED_MODEL_DESCRIPTION = (
+    "SlowFast (Feichtenhofer et al., ICCV 2019) pretrained by the pipeline's `pretrain` stage, one version per "
+    "training run. @champion is the best version on the evaluation metric (top-1 of the `evaluate` stage) on the "
+    "same evaluation data (tag slowfast.eval_data); a version that does not beat it is @challenger. Tags: preset, "
+    "git commit, checkpoint digest, evaluation data fingerprint, metric.*."
+)
 
 
 def check_alias(alias: str) -> None:
@@ -258,6 +278,7 @@ def log_model(
     registered_name: str | None = None,
     alias: str | None = None,
     name: str = "model",
+    preset: str | None = None,
 ) -> Any:
     """Log the checkpoint at ``model_path`` to the active MLflow run as a pyfunc model with a signature; register
     it as ``registered_name`` (a new version) and point ``alias`` at that version. Returns MLflow's ``ModelInfo``.
@@ -296,8 +317,109 @@ def log_model(
                 pip_requirements=_requirements(),
                 registered_model_name=registered_name,
             )
-    if registered_name is not None and alias is not None:
-        version = info.registered_model_version
-        mlflow.MlflowClient().set_registered_model_alias(registered_name, alias, str(version))
-        log.info("registered %s version %s as %s@%s", info.model_uri, version, registered_name, alias)
+    if registered_name is not None:
+        client = mlflow.MlflowClient()
+        version = str(info.registered_model_version)
+        if not client.get_registered_model(registered_name).description:
+            client.update_registered_model(registered_name, description=REGISTERED_MODEL_DESCRIPTION)
+        from slowfast.tracking.runs import git_commit
+
+        tags = {TAG_CHECKPOINT: file_sha256(model_path), TAG_GIT_COMMIT: git_commit(".") or "unknown",
+                **({TAG_PRESET: str(preset)} if preset else {})}
+        for key, value in tags.items():
+            client.set_model_version_tag(registered_name, version, key, value)
+        if alias is not None:
+            client.set_registered_model_alias(registered_name, alias, version)
+            log.info("registered %s version %s as %s@%s", info.model_uri, version, registered_name, alias)
+        else:
+            log.info("registered %s as %s version %s (its alias is decided once it is evaluated)", info.model_uri,
+                     registered_name, version)
     return info
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_version(registered_name: str, checkpoint: str | os.PathLike[str]) -> Any | None:
+    """The newest registered version of ``registered_name`` logged from the very file ``checkpoint`` (its digest),
+    or None (the model was never registered, e.g. trained outside the pipeline)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    sha = file_sha256(checkpoint)
+    client = mlflow.MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{registered_name}'")
+    except MlflowException:
+        return None
+    matching = [v for v in versions if v.tags.get(TAG_CHECKPOINT) == sha]
+    return max(matching, key=lambda v: int(v.version)) if matching else None
+
+
+def assign_alias(
+    registered_name: str,
+    version: str,
+    *,
+    metrics: dict[str, float],
+    metric: str,
+    eval_data: str,
+    champion: str = "champion",
+    challenger: str = CHALLENGER,
+) -> str:
+    """Tag ``version`` with its evaluation (``metrics``, ``eval_data``) and give it ``champion`` when there is none,
+    when it already is the champion, or when it beats the champion's ``metric`` (higher is better) on the same
+    ``eval_data``; otherwise ``challenger``. Returns the alias given."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    version = str(version)
+    client.set_model_version_tag(registered_name, version, TAG_EVAL_DATA, eval_data)
+    for key, value in metrics.items():
+        client.set_model_version_tag(registered_name, version, f"{METRIC_TAG_PREFIX}{key}", f"{float(value):.6g}")
+    try:
+        current = client.get_model_version_by_alias(registered_name, champion)
+    except MlflowException:
+        current = None
+    value = float(metrics[metric])
+    if current is None or str(current.version) == version:
+        reason = "no champion yet" if current is None else "it is the champion, re-evaluated"
+        alias = champion
+    else:
+        theirs = current.tags.get(f"{METRIC_TAG_PREFIX}{metric}")
+        if current.tags.get(TAG_EVAL_DATA) != eval_data or theirs is None:
+            alias, reason = challenger, f"champion v{current.version} was evaluated on other data: not comparable"
+        elif value > float(theirs):
+            alias, reason = champion, f"{metric} {value:.4f} > champion v{current.version}'s {float(theirs):.4f}"
+        else:
+            alias, reason = challenger, f"{metric} {value:.4f} <= champion v{current.version}'s {float(theirs):.4f}"
+    client.set_registered_model_alias(registered_name, alias, version)
+    if alias == champion and current is not None and str(current.version) != version:
+        client.set_registered_model_alias(registered_name, challenger, str(current.version))  # the one it beat
+    log.info("%s version %s is @%s: %s", registered_name, version, alias, reason)
+    return alias
+
+
+def describe_model(uri: str, *, tracking_uri: str | None = None) -> str | None:
+    """For ``models:/NAME@ALIAS`` or ``models:/NAME/N``: "NAME version N (@aliases), preset P"; None otherwise."""
+    import mlflow
+
+    ref = uri[len("models:/"):] if uri.startswith("models:/") else None
+    if ref is None or re.fullmatch(r"m-[0-9a-f]+", ref):
+        return None
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    name, at, alias = ref.partition("@")
+    if at:
+        mv = client.get_model_version_by_alias(name, alias)
+    elif re.fullmatch(r"[^/]+/\d+", ref):
+        name, number = ref.split("/")
+        mv = client.get_model_version(name, number)
+    else:
+        return None
+    aliases = ", ".join(f"@{a}" for a in sorted(mv.aliases or [])) or "no alias"
+    return f"{name} version {mv.version} ({aliases}), preset {mv.tags.get(TAG_PRESET, 'unknown')}"

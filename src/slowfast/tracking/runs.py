@@ -10,17 +10,31 @@ by a *pipeline id*, carried in the tag ``slowfast.pipeline_id`` of the parent ru
   time), so all stages of one ``dvc repro`` share one parent run, and the next ``dvc repro`` gets a new one;
 - a stage run by hand outside DVC gets a parent run of its own.
 
-The store is MLflow's own default (``sqlite:///<repo>/mlflow.db``) unless ``MLFLOW_TRACKING_URI`` names another,
-e.g. a team server; a server that cannot be reached is an error before any work starts.
+The parent run is what a user compares in the MLflow UI (select two parent runs, *Compare*): it is created by the
+first stage that runs (so an execution in which every stage was skipped leaves no empty parent) and holds
+
+- every parameter of ``params.yaml``, flattened (``pretrain.train.base_lr``);
+- the metrics of every stage's metrics file declared in ``dvc.yaml``, as ``<stage>.<key>`` (``evaluate.top1``,
+  ``evaluate_charades.map``, ``evaluate_charades.chance_map``, ...), refreshed each time a stage ends, so that after
+  the last stage it holds the pipeline's current results, those of stages DVC skipped included;
+- the git commit (``mlflow.source.git.commit``), the DVC experiment name under ``dvc exp run`` (DVC hands it to
+  the stage processes as ``DVC_EXP_NAME``), and a name saying what it is: ``<model.preset> · <experiment>``.
+
+The store is MLflow's own default (``sqlite:///<repo>/mlflow.db``; under ``dvc exp run --queue`` the repository that
+queued it, ``DVC_ROOT``) unless ``MLFLOW_TRACKING_URI`` names another, e.g. a team server; a server that cannot be
+reached is an error before any work starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import socket
+import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -38,7 +52,15 @@ PIPELINE_ID_ENV = "SLOWFAST_PIPELINE_ID"
 TAG_PIPELINE_ID = "slowfast.pipeline_id"
 TAG_ROLE = "slowfast.role"
 TAG_STAGE = "slowfast.stage"
+TAG_PRESET = "slowfast.preset"
+TAG_DVC_EXP = "dvc.exp_name"
+TAG_GIT_COMMIT = "mlflow.source.git.commit"  # the tag MLflow's UI shows as the run's source version
 DEFAULT_EXPERIMENT = "slowfast"
+EXPERIMENT_DESCRIPTION = (
+    "SlowFast pipeline (dvc.yaml). A parent run per pipeline execution (slowfast.role = pipeline) holds every "
+    "parameter of params.yaml and every stage's metrics as <stage>.<key>; select two parent runs and Compare to see "
+    "the differing parameters and the metric deltas. Its child runs are the stages."
+)
 
 
 class TrackingUnavailableError(RuntimeError):
@@ -50,9 +72,11 @@ class TrackingStoreFailedError(OutputError):
 
 
 def tracking_uri(repo_root: str | os.PathLike[str]) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else MLflow's default sqlite store in the repository root."""
+    """``MLFLOW_TRACKING_URI`` if set, else MLflow's default sqlite store in the repository root (for a stage run
+    by ``dvc exp run --queue`` in a temporary copy, the root of the repository that queued it: ``DVC_ROOT``)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return uri or f"sqlite:///{Path(repo_root).resolve() / 'mlflow.db'}"
+    root = os.environ.get("DVC_ROOT") or repo_root
+    return uri or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
 
 
 def check_tracking_uri(uri: str, *, timeout: float = 5.0) -> None:
@@ -114,27 +138,173 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def ensure_pipeline_run(
-    pid: str, *, experiment: str = DEFAULT_EXPERIMENT, tags: Mapping[str, str] | None = None
-) -> str:
-    """The parent run of pipeline ``pid``, created if it does not exist yet; returns its run id."""
+def git_commit(repo_root: str | os.PathLike[str]) -> str | None:
+    """The commit checked out in ``repo_root`` (the baseline of a DVC experiment), or None outside git."""
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True,
+                              timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        proc = None
+    if proc is not None and proc.returncode == 0 and proc.stdout.strip():
+        return proc.stdout.strip()
+    return os.environ.get("DVC_EXP_BASELINE_REV") or None
+
+
+def read_params_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping in a ``params.yaml``, or {} when there is none."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def pipeline_run_name(params: Mapping[str, Any], *, exp_name: str | None = None, via: str | None = None) -> str:
+    """What a parent run is, as its name: ``<model.preset> · <DVC experiment or 'workspace'>[ · <via>]``."""
+    model = params.get("model") if isinstance(params.get("model"), Mapping) else {}
+    preset = str(model.get("preset") or "pipeline")
+    name = f"{preset} · {exp_name or os.environ.get('DVC_EXP_NAME') or 'workspace'}"
+    return f"{name} · {via}" if via else name
+
+
+def _lock(pid: str) -> Any:
+    """A lock between the processes of one machine that may create pipeline ``pid``'s parent at the same time
+    (stages the Prefect flow runs in parallel)."""
+    from filelock import FileLock
+
+    digest = hashlib.sha256(pid.encode()).hexdigest()[:16]
+    return FileLock(Path(tempfile.gettempdir()) / f"slowfast-pipeline-{digest}.lock")
+
+
+def find_pipeline_run(pid: str, *, experiment: str = DEFAULT_EXPERIMENT) -> str | None:
+    """The id of pipeline ``pid``'s parent run, or None when no stage of it has run yet."""
     import mlflow
 
-    exp = mlflow.set_experiment(experiment)
-    client = mlflow.MlflowClient()
-    found = client.search_runs(
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    found = mlflow.MlflowClient().search_runs(
         [exp.experiment_id],
         filter_string=f"tags.`{TAG_PIPELINE_ID}` = '{pid}' and tags.`{TAG_ROLE}` = 'pipeline'",
         max_results=1,
     )
-    if found:
-        return found[0].info.run_id
-    run = client.create_run(
-        exp.experiment_id,
-        run_name=f"pipeline {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        tags={TAG_PIPELINE_ID: pid, TAG_ROLE: "pipeline", **(tags or {})},
-    )
-    return run.info.run_id
+    return found[0].info.run_id if found else None
+
+
+def ensure_pipeline_run(
+    pid: str,
+    *,
+    experiment: str = DEFAULT_EXPERIMENT,
+    tags: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    repo_root: str | os.PathLike[str] = ".",
+    via: str | None = None,
+) -> str:
+    """The parent run of pipeline ``pid``, created if it does not exist yet (with ``params`` flattened, the git
+    commit, the DVC experiment name and a descriptive name); returns its run id. ``tags`` are set either way."""
+    import mlflow
+
+    with _lock(pid):
+        exp = mlflow.set_experiment(experiment)
+        client = mlflow.MlflowClient()
+        if not exp.tags.get("mlflow.note.content"):
+            client.set_experiment_tag(exp.experiment_id, "mlflow.note.content", EXPERIMENT_DESCRIPTION)
+        run_id = find_pipeline_run(pid, experiment=experiment)
+        if run_id is None:
+            params = dict(params or {})
+            run_tags = {TAG_PIPELINE_ID: pid, TAG_ROLE: "pipeline"}
+            commit = git_commit(repo_root)
+            if commit:
+                run_tags[TAG_GIT_COMMIT] = commit
+            if os.environ.get("DVC_EXP_NAME"):
+                run_tags[TAG_DVC_EXP] = os.environ["DVC_EXP_NAME"]
+            preset = (params.get("model") or {}).get("preset") if isinstance(params.get("model"), Mapping) else None
+            if preset:
+                run_tags[TAG_PRESET] = str(preset)
+            run = client.create_run(exp.experiment_id, run_name=pipeline_run_name(params, via=via),
+                                    tags={**run_tags, **(tags or {})})
+            run_id = run.info.run_id
+            log_params(run_id, flatten(params))
+            return run_id
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, value)
+    return run_id
+
+
+def log_params(run_id: str, params: Mapping[str, Any]) -> None:
+    """``params`` on run ``run_id``: MLflow takes at most 100 a call, each value at most 6000 characters."""
+    import mlflow
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    client = mlflow.MlflowClient()
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+def _metrics_files(dvc_yaml: Path) -> dict[str, list[Path]]:
+    """{stage: [its metrics files]} as ``dvc.yaml`` declares them (paths relative to the stage's ``wdir``)."""
+    import yaml
+
+    if not dvc_yaml.is_file():  # a stage run by hand outside a DVC repository
+        return {}
+    try:
+        stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    except (OSError, ValueError) as exc:
+        logger.warning("%s unreadable (%s): the parent run gets no stage metrics", dvc_yaml, exc)
+        return {}
+    files: dict[str, list[Path]] = {}
+    for name, stage in stages.items():
+        if not isinstance(stage, Mapping):
+            continue
+        wdir = dvc_yaml.parent / str(stage.get("wdir", "."))
+        for entry in stage.get("metrics") or []:
+            for path in (entry if isinstance(entry, Mapping) else {entry: None}):
+                files.setdefault(str(name), []).append(wdir / str(path))
+    return files
+
+
+def _numbers(data: Any, prefix: str) -> dict[str, float]:
+    if isinstance(data, Mapping):
+        out: dict[str, float] = {}
+        for key, value in data.items():
+            out.update(_numbers(value, f"{prefix}.{key}"))
+        return out
+    if isinstance(data, (int, float)) and not isinstance(data, bool):
+        return {prefix: float(data)}
+    return {}
+
+
+def pipeline_metrics(repo_root: str | os.PathLike[str] = ".") -> dict[str, float]:
+    """Every number in every stage's metrics files (JSON) declared in ``repo_root/dvc.yaml``, as ``<stage>.<key>``
+    (nested keys joined with dots); a stage whose file does not exist yet contributes nothing."""
+    metrics: dict[str, float] = {}
+    for stage, paths in _metrics_files(Path(repo_root) / "dvc.yaml").items():
+        for path in paths:
+            if not path.is_file():
+                continue
+            try:
+                metrics.update(_numbers(json.loads(path.read_text(encoding="utf-8")), stage))
+            except (OSError, ValueError) as exc:
+                logger.warning("metrics file %s unreadable (%s): not on the parent run", path, exc)
+    return metrics
+
+
+def log_pipeline_metrics(run_id: str, repo_root: str | os.PathLike[str] = ".") -> dict[str, float]:
+    """:func:`pipeline_metrics` on the parent run ``run_id``, timestamped when the files were read (so a later
+    reading wins in MLflow's *latest value* even if it is logged first); returns them."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    read_at = int(time.time() * 1000)
+    metrics = pipeline_metrics(repo_root)
+    items = [Metric(k, v, read_at, 0) for k, v in metrics.items()]
+    client = mlflow.MlflowClient()
+    for i in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[i : i + 1000])
+    return metrics
 
 
 @dataclass
@@ -167,8 +337,11 @@ def stage_run(
     experiment: str = DEFAULT_EXPERIMENT,
     system_metrics: bool = True,
     tags: Mapping[str, str] | None = None,
+    pipeline_params: Mapping[str, Any] | None = None,
 ) -> Iterator[StageRun]:
-    """Open the child run of ``stage`` under its pipeline's parent run, with ``params`` logged flattened.
+    """Open the child run of ``stage`` under its pipeline's parent run, with ``params`` logged flattened; the
+    parent, if this stage creates it, gets ``pipeline_params`` (default: ``repo_root/params.yaml``). When the stage
+    ends, the parent gets the metrics of every stage (:func:`log_pipeline_metrics`).
 
     The tracking store is checked before anything else, so an unreachable server fails before training starts.
     """
@@ -179,7 +352,9 @@ def stage_run(
     mlflow.set_tracking_uri(uri)
     pid = pipeline_id()
     managed = PIPELINE_ID_ENV in os.environ  # an orchestrator owns the parent run's lifecycle
-    parent = ensure_pipeline_run(pid, experiment=experiment)
+    if pipeline_params is None:
+        pipeline_params = read_params_file(Path(repo_root) / "params.yaml")
+    parent = ensure_pipeline_run(pid, experiment=experiment, params=pipeline_params, repo_root=repo_root)
     client = mlflow.MlflowClient()
     if not managed:
         client.update_run(parent, status="RUNNING")
@@ -196,10 +371,7 @@ def stage_run(
             run_name=stage, parent_run_id=parent, tags=run_tags, log_system_metrics=system_metrics
         ) as run:
             run_ids.insert(0, run.info.run_id)
-            # MLflow takes at most 100 params a call; a value is a string of at most 6000 characters.
-            items = [(k, str(v)[:6000]) for k, v in flatten(params).items()]
-            for i in range(0, len(items), 100):
-                mlflow.log_params(dict(items[i : i + 100]))
+            log_params(run.info.run_id, flatten(params))
             yield StageRun(run_id=run.info.run_id, parent_run_id=parent, pipeline_id=pid)
         status = "FINISHED"
     except Exception as exc:
@@ -208,6 +380,11 @@ def stage_run(
         status = "STORE_FAILED"  # the finally below must not talk to the failed store again
         raise _after_store_failure(stage, uri, exc, run_ids, repo_root) from None
     finally:
+        if status != "STORE_FAILED":
+            try:
+                log_pipeline_metrics(parent, repo_root)
+            except Exception as exc:  # noqa: BLE001 - the summary must not hide the stage's own outcome
+                logger.warning("the parent run %s did not get the pipeline's metrics: %s", parent, exc)
         if not managed and status != "STORE_FAILED":
             client.set_terminated(parent, status=status)
 
