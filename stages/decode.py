@@ -15,9 +15,8 @@ source's failure records (missing files, unknown labels, ...) and the decoder's 
 
 from __future__ import annotations
 
-import logging
-
 import dataclasses
+import logging
 from pathlib import Path
 
 from slowfast.data.decode import ChunkMapper, decode_videos
@@ -54,6 +53,15 @@ def ava_windows(source: AvaSource, clip_sec: float) -> dict[str, list[tuple[floa
     return merged
 
 
+def _portable(path: Path) -> Path:
+    """A source path as the shard manifest records it: relative to the working directory (the repository, under
+    DVC) when inside it, so the manifest, and the stage's dvc.lock entry, do not depend on the clone's path."""
+    try:
+        return Path(path).relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(path)
+
+
 def main(argv: list[str] | None = None, *, map_chunks: ChunkMapper | None = None) -> int:
     """Run the stage; ``map_chunks`` runs the decode chunks elsewhere (``pipelines.fanout``: on a Dask cluster),
     by default in ``decode.workers`` processes."""
@@ -68,7 +76,7 @@ def main(argv: list[str] | None = None, *, map_chunks: ChunkMapper | None = None
         source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec, files=params.ava.files)
     else:
         source = SOURCES[args.dataset](args.raw)
-    videos = source.video_paths()
+    videos = {vid: _portable(path) for vid, path in source.video_paths().items()}
     windows = None
     if args.dataset == "ava":
         sampling = params.model.sampling(fps=params.decode.frames.fps)

@@ -3,7 +3,8 @@ with res5 at stride 1 / dilation 2, a new RoI head (per-class sigmoid, BCE) trai
 weight decay 1e-7, warm-up then step decay.
 
     python -m stages.finetune_ava --raw data/raw/ava --shards data/shards/ava --pretrained models/pretrain/model.pt \
-        --out models/ava --metrics reports/finetune_ava.json
+        --out models/ava --checkpoints runs/finetune_ava --metrics reports/finetune_ava.json \
+        --curve reports/finetune_ava_curve.csv
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ from slowfast.engine.train import seed_everything, train
 from slowfast.models import pack_pathways
 from slowfast.models.detector import detector_from_pretrained
 from slowfast.params import run_stage, section
-from slowfast.stage import missing_videos, output_lock, stage_args, tracked
+from slowfast.stage import checkpoints_arg, missing_videos, output_lock, stage_args, tracked
 from slowfast.tracking.reports import write_training_report
 
 log = logging.getLogger("stages.finetune_ava")
 
 
+def _extra_args(parser) -> None:
+    checkpoints_arg(parser)
+    parser.add_argument("--curve", help="the per-epoch curve CSV (a DVC plot; default: --out/curve.csv)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args, params = stage_args(__doc__, ["raw", "shards", "pretrained", "out", "metrics"], argv)
+    args, params = stage_args(__doc__, ["raw", "shards", "pretrained", "out", "metrics"], argv, extra=_extra_args)
+    states = args.checkpoints or args.out  # resumable states, apart from the cached model in --out
     p = params.ava.finetune
 
     source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec, files=params.ava.files)
@@ -40,16 +47,16 @@ def main(argv: list[str] | None = None) -> int:
                            pack=functools.partial(pack_pathways, config=detector.config), train=True,
                            seed=p.train.seed, video_start_sec=params.ava.video_start_sec)
     missing = missing_videos("finetune_ava", train=train_set)
-    with output_lock(args.out, "finetune_ava"), tracked("finetune_ava", args, params, "model", "ava") as run:
+    with output_lock(states, "finetune_ava"), tracked("finetune_ava", args, params, "model", "ava") as run:
         # Resume only an interrupted run of this very job; new params, data or code start over.
         fingerprint = inputs_fingerprint(params=section(args.params, "model", "ava"),
                                          files=(Path(args.shards) / "manifest.json", Path(args.pretrained),),
                                          records=[k[:2] for k in train_set.keyframes])
-        result = train(detector, train_set, p.train, out_dir=args.out,
-                       resume=resume_allowed(args.out, fingerprint),
+        result = train(detector, train_set, p.train, out_dir=states, model_path=Path(args.out) / "model.pt",
+                       resume=resume_allowed(states, fingerprint),
                        on_epoch_end=lambda epoch, m: run.log_metrics(m, step=epoch))
         write_training_report(result.history, steps=result.step, out_dir=args.out, metrics_path=args.metrics,
-                              run=run, keyframes=len(train_set), **missing)
+                              curve_path=args.curve, run=run, keyframes=len(train_set), **missing)
         run.log_artifact(result.weights)
     return 0
 

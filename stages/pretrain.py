@@ -1,11 +1,13 @@
 """Stage `pretrain`: train the model of ``model.preset`` on Kinetics (or the Kinetics-like synthetic set) with the
 paper's recipe (``pretrain.train``), validating on one centre view per video after each epoch.
 
-Resumable: an interrupted run continues from its newest checkpoint in ``--out`` (DVC keeps the folder: persist).
-Under ``torchrun`` every process trains its share of each batch (DDP); only rank 0 tracks and writes outputs.
+Resumable: an interrupted run continues from its newest training state in ``--checkpoints`` (``runs/pretrain``, a
+folder DVC does not manage, so it survives DVC removing ``--out`` before a re-run); ``--out`` holds the final
+``model.pt`` (a cached DVC output, restorable from the run cache). Under ``torchrun`` every process trains its share
+of each batch (DDP); only rank 0 tracks and writes outputs.
 
     python -m stages.pretrain --raw data/raw/kinetics --shards data/shards/kinetics --out models/pretrain \
-        --metrics reports/pretrain.json --curve reports/pretrain_curve.csv
+        --checkpoints runs/pretrain --metrics reports/pretrain.json --curve reports/pretrain_curve.csv
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from slowfast.engine.checkpointing import inputs_fingerprint, resume_allowed
 from slowfast.engine.train import seed_everything, train
 from slowfast.models import build_model, pack_pathways
 from slowfast.params import run_stage, section
-from slowfast.stage import check_split, missing_videos, output_lock, stage_args, tracked
+from slowfast.stage import check_split, checkpoints_arg, missing_videos, output_lock, stage_args, tracked
 from slowfast.tracking.models import log_model
 from slowfast.tracking.reports import write_training_report
 from slowfast.utils.io import write_json_atomic
@@ -35,7 +37,8 @@ log = logging.getLogger("stages.pretrain")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, params = stage_args(__doc__, ["raw", "shards", "out", "metrics", "curve"], argv)
+    args, params = stage_args(__doc__, ["raw", "shards", "out", "metrics", "curve"], argv, extra=checkpoints_arg)
+    states = args.checkpoints or args.out
     p = params.pretrain
 
     source = KineticsSource(args.raw)
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     main_process = int(os.environ.get("RANK", "0")) == 0
     tracking = (tracked("pretrain", args, params, "model", "pretrain")
                 if main_process else contextlib.nullcontext())
-    lock = output_lock(args.out, "pretrain") if main_process else contextlib.nullcontext()
+    lock = output_lock(states, "pretrain") if main_process else contextlib.nullcontext()
     missing = missing_videos("pretrain", train=train_set, val=val_set)
     with lock, tracking as run:
         if run is not None:
@@ -72,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         fingerprint = inputs_fingerprint(params=section(args.params, "model", "pretrain"),
                                          files=(Path(args.shards) / "manifest.json",),
                                          records=train_set.records)
-        resume = resume_allowed(args.out, fingerprint) if main_process else True  # rank 0 decides and broadcasts
-        result = train(model, train_set, p.train, out_dir=args.out, resume=resume, val_set=val_set,
+        resume = resume_allowed(states, fingerprint) if main_process else True  # rank 0 decides and broadcasts
+        result = train(model, train_set, p.train, out_dir=states, model_path=Path(args.out) / "model.pt",
+                       resume=resume, val_set=val_set,
                        on_epoch_end=(lambda epoch, m: run.log_metrics(m, step=epoch)) if run else None)
         if run is None:
             return 0

@@ -4,7 +4,9 @@ A person detector is pre-trained on rendered scenes (the role COCO plays for the
 on the train split's person boxes, and run on every validation keyframe; boxes scoring above
 ``ava.proposals.score_threshold`` (0.8, as the paper) are the proposals. Reports person AP@0.5 over all detections
 and recall / precision of the kept ones (the paper: 93.9 AP@50, 91.1% recall, 90.7% precision on AVA). With
-``ava.proposals.import_file`` set, published proposals (PySlowFast CSV or MMAction2 pickle) are used instead.
+``ava.proposals.import_file`` set, published proposals (PySlowFast CSV or MMAction2 pickle) are used instead; the
+file must lie in the repository's ``proposals/`` folder, a dependency of this stage in ``dvc.yaml``, so that a new or
+changed file re-runs the stage (and everything scored on its proposals).
 
     python -m stages.proposals_ava --raw data/raw/ava --shards data/shards/ava --out models/proposals_ava \
         --proposals data/proposals/ava_val.csv --metrics reports/proposals_ava.json
@@ -12,6 +14,7 @@ and recall / precision of the kept ones (the paper: 93.9 AP@50, 91.1% recall, 90
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -30,11 +33,27 @@ from slowfast.detection.person import (
 )
 from slowfast.detection.proposals import filter_proposals, proposals_from_detections, read_proposals, write_proposals_csv
 from slowfast.engine.train import seed_everything
+from slowfast.config import ConfigError
 from slowfast.params import run_stage
 from slowfast.stage import stage_args, tracked
 from slowfast.utils.io import write_json_atomic
 
 log = logging.getLogger("stages.proposals_ava")
+
+IMPORT_DIR = "proposals"  # the stage's DVC dependency for imported proposals (dvc.yaml)
+
+
+def check_import_file(path: str) -> Path:
+    """``ava.proposals.import_file`` must be an existing file inside ``proposals/`` (relative to the repository), the
+    folder dvc.yaml lists as this stage's dependency; anything else could change without DVC noticing."""
+    file = Path(path)
+    inside = not file.is_absolute() and file.parts[:1] == (IMPORT_DIR,) and ".." not in file.parts
+    if not inside:
+        raise ConfigError("ava.proposals.import_file", f"got {path!r}; must be a file in {IMPORT_DIR}/ (the stage's "
+                          f"DVC dependency), e.g. {IMPORT_DIR}/{file.name}")
+    if not file.is_file():
+        raise ConfigError("ava.proposals.import_file", f"{path} does not exist")
+    return file
 
 
 def keyframes(source: AvaSource, shards: FrameShards, split: str, video_start_sec: int):
@@ -55,14 +74,18 @@ def keyframes(source: AvaSource, shards: FrameShards, split: str, video_start_se
 def main(argv: list[str] | None = None) -> int:
     args, params = stage_args(__doc__, ["raw", "shards", "out", "proposals", "metrics"], argv)
     p = params.ava.proposals
-    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec,
-                       files=params.ava.files)
+    import_file = check_import_file(p.import_file) if p.import_file else None
+    source = AvaSource(args.raw, video_start_sec=params.ava.video_start_sec, files=params.ava.files)
     shards = FrameShards(args.shards)
     val_keys, val_images, val_people = keyframes(source, shards, params.ava.evaluate.split,
                                                  params.ava.video_start_sec)
     with tracked("proposals_ava", args, params, "ava") as run:
-        if p.import_file:
-            imported = read_proposals(p.import_file)
+        if import_file is not None:
+            imported = read_proposals(import_file)
+            # The stage's model output names where its proposals came from (there is no detector to save).
+            write_json_atomic(Path(args.out) / "imported.json", {"import_file": import_file.as_posix(),
+                                                                 "sha256": hashlib.sha256(import_file.read_bytes())
+                                                                 .hexdigest()})
             by_key = {key: g[["x1", "y1", "x2", "y2", "score"]].to_numpy(np.float32)
                       for key, g in imported.groupby(["video_id", "timestamp"])}
             detections = [by_key.get(key, np.zeros((0, 5), np.float32)) for key in val_keys]

@@ -43,6 +43,13 @@ def stage_args(
     return args, load_params(args.params)
 
 
+def checkpoints_arg(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoints DIR`` of a training stage: its resumable states (default: ``--out``). The pipeline keeps them in
+    ``runs/<stage>/``, a folder DVC does not manage, so the model in ``--out`` can be a cached output that DVC restores
+    from its run cache, while an interrupted run still resumes after DVC removed ``--out``."""
+    parser.add_argument("--checkpoints", help="folder of the resumable training states (default: --out)")
+
+
 def tracked(name: str, args: argparse.Namespace, params: PipelineParams, *sections: str, **kwargs: Any):
     """The stage's MLflow child run, logging the raw ``sections`` of the params file as its parameters."""
     kwargs.setdefault("system_metrics", params.tracking.system_metrics)

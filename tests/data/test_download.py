@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -260,6 +261,8 @@ def test_manifest_loads_from_json_and_yaml_with_defaults(tmp_path):
         ({"dest": "../outside.bin"}, "items[0].dest"),
         ({"dest": "/etc/passwd"}, "items[0].dest"),
         ({"url": "ftp://example.org/a.bin"}, "items[0].url"),
+        ({"url": "../a.bin"}, "items[0].url"),  # a relative URL stays inside the manifest's folder
+        ({"url": "/etc/passwd"}, "items[0].url"),
         ({"sha256": "abc"}, "items[0].sha256"),
         ({"size": -1}, "items[0].size"),
         ({"extract": True}, "items[0].extract"),
@@ -273,6 +276,22 @@ def test_invalid_manifest_names_the_key(tmp_path, override, key):
     with pytest.raises(ConfigError) as err:
         load_manifest(path)
     assert err.value.key == key and str(path) in str(err.value)
+
+
+def test_a_relative_url_names_the_file_beside_the_manifest_from_any_working_directory(tmp_path, monkeypatch):
+    data = _payload(3_000)
+    published = tmp_path / "published"
+    (published / "sub dir").mkdir(parents=True)
+    (published / "sub dir" / "clip.bin").write_bytes(data)
+    manifest = published / "manifest.json"
+    manifest.write_text(json.dumps({"version": 1, "items": [
+        {"name": "clip", "url": "sub dir/clip.bin", "dest": "clip.bin", "size": len(data),
+         "sha256": hashlib.sha256(data).hexdigest()}]}))
+    monkeypatch.chdir(tmp_path / "published" / "sub dir")  # resolved against the manifest, not the cwd
+    [item] = load_manifest(Path("..") / "manifest.json").items
+    assert item.url == (published / "sub dir" / "clip.bin").resolve().as_uri()
+    report = _get([item], tmp_path / "out")
+    assert report.ok and (tmp_path / "out" / "clip.bin").read_bytes() == data
 
 
 def test_duplicate_destinations_and_bad_arguments_fail_before_any_work(http_server, tmp_path):

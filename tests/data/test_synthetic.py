@@ -313,6 +313,9 @@ def test_publish_is_byte_reproducible_and_downloads_into_the_official_layouts(tm
         assert items[0][name]["sha256"] == items[1][name]["sha256"] == _sha(tmp_path / "a" / items[0][name]["dest"])
     assert items[2]["synthetic-kinetics"]["sha256"] != items[0]["synthetic-kinetics"]["sha256"]
     assert items[2]["synthetic-charades"]["sha256"] == items[0]["synthetic-charades"]["sha256"]
+    # Relative URLs: the same datasets published in two folders give the same manifest bytes (and DVC hash).
+    assert manifests[0].read_bytes() == manifests[1].read_bytes()
+    assert str(tmp_path) not in manifests[0].read_text()
 
     report = download_manifest(load_manifest(manifests[0]), tmp_path / "data", progress=False)
     assert report.ok and len(report.extracted) == 3

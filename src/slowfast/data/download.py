@@ -10,6 +10,10 @@ A manifest (JSON, or YAML) lists every file a dataset needs::
                 "dest": "kinetics/kinetics-mini.tar.gz",  # relative to the data directory
                 "extract": true}]}                    # optional, default false
 
+A ``url`` without a scheme is a path relative to the manifest's folder (``"kinetics.tar.gz"`` beside
+``manifest.json``): a manifest published with its files names no machine-specific path, so its hash, and every
+DVC stage below it, are the same on every clone.
+
 :func:`download_manifest` fetches the items in parallel. Each item is written to ``<dest>.part``, verified (sha256
 when given, size when given) and only then renamed to ``<dest>``, so a file under its final name is always
 complete; a ``.part`` left by an interrupted run is resumed with an HTTP ``Range`` request (a server that ignores
@@ -145,9 +149,32 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     except (ValueError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: not a valid manifest file: {exc}") from None
     try:
-        return from_mapping(Manifest, data)
+        return from_mapping(Manifest, _resolve_relative_urls(data, path))
     except ConfigError as exc:
         raise ConfigError(exc.key, f"{exc.message} (manifest {path})") from None
+
+
+def _resolve_relative_urls(data: Any, path: Path) -> Any:
+    """Items whose ``url`` is a relative path (no scheme) get the ``file://`` URL of that path in the manifest's
+    folder, so a manifest published beside its files names no machine-specific path (the synthetic one does).
+    A relative URL stays inside that folder: no leading ``/``, no ``..``, no backslash."""
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+        return data  # validation below names what is wrong
+    base = path.resolve().parent.as_uri() + "/"
+    items = []
+    for i, item in enumerate(data["items"]):
+        url = item.get("url") if isinstance(item, dict) else None
+        if isinstance(url, str) and url and not urlsplit(url).scheme:
+            parts = url.split("/")
+            require(
+                not url.startswith("/") and "\\" not in url and ".." not in parts and "" not in parts
+                and "?" not in url and "#" not in url,
+                f"items[{i}].url",
+                f"got {url!r}; a relative URL must be a path inside the manifest's folder (no leading '/', no '..')",
+            )
+            item = {**item, "url": urljoin(base, urllib.request.pathname2url(url))}
+        items.append(item)
+    return {**data, "items": items}
 
 
 class UnsafeURLError(ValueError):

@@ -157,6 +157,7 @@ def train(
     val_set: Dataset | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     resume: bool = True,
+    model_path: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_set`` as ``config`` says; files go to ``out_dir`` (rank 0 only).
 
@@ -164,7 +165,9 @@ def train(
     at the end),
     ``out_dir/metrics.jsonl`` (one JSON record per epoch: epoch, step, loss, lr, train_top1, [val_top1, and
     val_map for multi-label data], clips_per_s; rewritten whole, so re-runs leave it consistent with the state)
-    and ``out_dir/model.pt``.
+    and the final model at ``model_path`` (default ``out_dir/model.pt``). A pipeline stage keeps ``out_dir`` (the
+    resumable states) apart from ``model_path`` (the stage's cached DVC output), so DVC can restore a model from its
+    run cache without the checkpoints, and remove it before a re-run without losing them.
     ``on_epoch_end(epoch, metrics)`` is called on rank 0 after each epoch's record is written.
     With ``resume`` the newest readable state in ``out_dir/checkpoints`` is continued; without, earlier states
     there are deleted and the run starts over (seeding ``random``, numpy and torch from ``config.seed``; the model's
@@ -357,7 +360,7 @@ def train(
         # No timings in the file: the same training gives a byte-identical model file (a no-op for DVC).
         final = {k: v for k, v in history[-1].items() if k != "clips_per_s"} if history else {}
         meta = {"steps": step, "epochs": epoch, "train_config": to_mapping(config), "final_metrics": final}
-        weights = _save_final_weights(model, out_dir / "model.pt", meta)
+        weights = _save_final_weights(model, Path(model_path) if model_path else out_dir / "model.pt", meta)
         if last_checkpoint is None:  # resumed a finished run: nothing new was written
             found = checkpointing.list_states(ckpt_dir)
             last_checkpoint = found[0] if found else None

@@ -11,6 +11,8 @@ import pandas as pd
 from slowfast.tracking.figures import plot_training_curves
 from slowfast.utils.io import atomic_path, write_json_atomic
 
+TIMING = ("clips_per_s",)  # per-epoch keys that measure the machine, not the training
+
 
 def write_training_report(
     history: list[dict[str, float]],
@@ -23,7 +25,11 @@ def write_training_report(
     **extra: Any,
 ) -> dict[str, Any]:
     """Write ``curve_path`` (default ``out_dir/curve.csv``), ``out_dir/training_curves.png`` and ``metrics_path``
-    (the last epoch's metrics, ``epochs``, ``steps`` and ``extra``); log the curve and the figure to ``run``."""
+    (the last epoch's metrics, ``epochs``, ``steps`` and ``extra``); log the curve and the figure to ``run``.
+
+    The curve and the metrics leave out the timing (``clips_per_s``, kept in MLflow and the run's
+    ``metrics.jsonl``): they are DVC outputs, so the same training gives the same files and ``dvc.lock`` entry."""
+    history = [{k: v for k, v in record.items() if k not in TIMING} for record in history]
     curve = Path(curve_path) if curve_path else Path(out_dir) / "curve.csv"
     with atomic_path(curve) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)

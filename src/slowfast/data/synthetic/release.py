@@ -4,12 +4,14 @@
 timestamps and owners, so the same parameters give the same bytes and the same sha256) and writes the
 ``manifest.json`` that :func:`slowfast.data.download.load_manifest` reads::
 
-    {"version": 1, "items": [{"name": "synthetic-kinetics", "url": "file:///.../kinetics.tar.gz",
+    {"version": 1, "items": [{"name": "synthetic-kinetics", "url": "kinetics.tar.gz",
                               "size": ..., "sha256": "...", "dest": "kinetics.tar.gz", "extract": true}, ...]}
 
 An archive holds its dataset under one top-level directory (``kinetics/``, ``charades/``, ``ava/``), and the
 downloader extracts an archive beside itself, so ``download_manifest(manifest, data_dir)`` yields
-``data_dir/kinetics/annotations/train.csv`` and so on -- the official layouts the sources read.
+``data_dir/kinetics/annotations/train.csv`` and so on -- the official layouts the sources read. URLs are relative
+to the manifest's folder (the downloader resolves them), so the manifest's bytes do not depend on where the
+repository is cloned.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def publish(out_dir: str | os.PathLike[str], params: SyntheticParams | None = No
         items.append(
             {
                 "name": f"synthetic-{name}",
-                "url": archive.as_uri(),
+                "url": archive.name,  # relative: resolved against the manifest's folder on download
                 "size": archive.stat().st_size,
                 "sha256": _sha256(archive),
                 "dest": archive.name,
