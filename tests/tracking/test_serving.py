@@ -56,13 +56,14 @@ def _expected(checkpoint, video, **views):
     return [classes[i] for i in order], scores[order]
 
 
-def test_pyfunc_answers_a_video_path_and_its_bytes_with_the_predict_protocols_named_classes(registered):
+def test_pyfunc_answers_a_video_path_and_its_bytes_with_the_predict_protocols_named_classes(registered, monkeypatch):
     uri, checkpoint, video = registered
+    monkeypatch.setenv("SLOWFAST_SERVE_VIDEO_ROOT", str(video.parent))
     mlflow.set_tracking_uri(uri)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@{ALIAS}")
     names, scores = _expected(checkpoint, video, **VIEWS)
     params = {"top_k": 2, **VIEWS}
-    by_path = pyfunc.predict({"path": str(video)}, params=params)
+    by_path = pyfunc.predict({"path": video.name}, params=params)
     by_bytes = pyfunc.predict(video.read_bytes(), params=params)
     by_b64 = pyfunc.predict({"video": base64.b64encode(video.read_bytes()).decode()}, params=params)
     for answer in (by_path, by_bytes, by_b64):
@@ -154,3 +155,18 @@ def test_served_model_refuses_a_clip_of_the_wrong_size_with_a_short_400(served):
     assert status == 400
     assert answer["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "got shape (1, 3, 32, 16, 16)" in answer["message"] and len(answer["message"]) < 300
+
+
+def test_path_requests_read_nothing_unless_a_video_root_is_set_and_never_outside_it(registered, monkeypatch,
+                                                                                  tmp_path):
+    uri, _, video = registered
+    mlflow.set_tracking_uri(uri)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@{ALIAS}")
+    monkeypatch.delenv("SLOWFAST_SERVE_VIDEO_ROOT", raising=False)
+    with pytest.raises(MlflowException, match="reading videos by path is off"):
+        pyfunc.predict({"path": str(video)})
+    monkeypatch.setenv("SLOWFAST_SERVE_VIDEO_ROOT", str(tmp_path))
+    with pytest.raises(MlflowException, match="outside SLOWFAST_SERVE_VIDEO_ROOT"):
+        pyfunc.predict({"path": str(video)})
+    with pytest.raises(MlflowException, match="outside SLOWFAST_SERVE_VIDEO_ROOT"):
+        pyfunc.predict({"path": "../" + video.name})

@@ -35,6 +35,9 @@ from slowfast.tracking.models import Preprocessing
 
 #: the largest decoded video accepted in a request (base64 is 4/3 of it).
 MAX_VIDEO_BYTES = 512 * 2**20
+#: the folder ``{"inputs": {"path": ...}}`` requests may read from; unset, a served model reads no file by name
+#: (a request could otherwise make the server read any file it can)
+VIDEO_ROOT_ENV = "SLOWFAST_SERVE_VIDEO_ROOT"
 #: the most prepared clips in one request (each (3, αT, S, S) float32).
 MAX_CLIPS = 64
 PARAMS = {"top_k": 5, "clips": 10, "crops": 3}
@@ -131,12 +134,27 @@ def _video_bytes(kind: str, value: Any) -> bytes | None:
     return data
 
 
+def _checked_path(value: Any) -> Path:
+    """A video named by path: a :class:`~pathlib.Path` given in-process as is; a path string (what a request can
+    send) only inside ``$SLOWFAST_SERVE_VIDEO_ROOT``."""
+    if isinstance(value, os.PathLike):
+        return Path(value)
+    root = os.environ.get(VIDEO_ROOT_ENV, "").strip()
+    if not root:
+        raise bad_request(f"inputs.path: reading videos by path is off; post the video's bytes ('video': base64), "
+                          f"or start the server with {VIDEO_ROOT_ENV}=FOLDER")
+    path = Path(root, str(value)).resolve()
+    if not path.is_relative_to(Path(root).resolve()):
+        raise bad_request(f"inputs.path: {value!r} is outside {VIDEO_ROOT_ENV}")
+    return path
+
+
 def _score_video(kind: str, value: Any, model: SlowFast, pre: Preprocessing, p: dict[str, int]) -> np.ndarray:
     from slowfast.engine.predict import predict_video
 
     data = _video_bytes(kind, value)
     with tempfile.TemporaryDirectory(prefix="slowfast-serve-") as tmp:
-        path = Path(value) if data is None else Path(tmp) / "video"
+        path = _checked_path(value) if data is None else Path(tmp) / "video"
         if data is not None:
             path.write_bytes(data)
         try:
