@@ -27,37 +27,61 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(cmd: list[str], health_url: str, log_path: Path, *, what: str, timeout: float = 300,
+                 **popen) -> subprocess.Popen:
+    """Start ``cmd`` (a server on 127.0.0.1), its output into ``log_path``, and wait until ``health_url`` answers
+    200; a server that exits or does not answer within ``timeout`` s fails with the end of its log."""
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, **popen)
+    proc.log_file = log  # closed by stop_server
+    proc.own_group = bool(popen.get("start_new_session"))  # stopped as a whole process group
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(health_url, timeout=2) as resp:
+                if resp.status == 200:
+                    return proc
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_server(proc, kill=True)
+            raise RuntimeError(f"{what} did not start: {Path(log_path).read_text()[-2000:]}")
+        time.sleep(0.5)
+
+
+def stop_server(proc: subprocess.Popen, *, kill: bool = False, timeout: float = 20) -> None:
+    """Stop a server of :func:`start_server` (its whole process group when it has one of its own)."""
+    import signal
+
+    def send(sig):
+        try:
+            if getattr(proc, "own_group", False):
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    send(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        proc.wait()
+    proc.log_file.close()
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on 127.0.0.1 with its own sqlite store and artifact root; yields its URI."""
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen(
+    proc = start_server(
         [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "art")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(uri + "/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    yield uri
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        f"http://127.0.0.1:{port}/health", root / "server.log", what="mlflow server", timeout=120)
+    yield f"http://127.0.0.1:{port}"
+    stop_server(proc)
 
 
 @pytest.fixture(scope="session")
@@ -71,21 +95,8 @@ def prefect_server(tmp_path_factory):
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "true", "DO_NOT_TRACK": "1"}
     env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "wb")
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            with urllib.request.urlopen(api + "/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
+    proc = start_server([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                        api + "/health", home / "server.log", what="prefect server", env=env)
     saved = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_API_URL")}
     os.environ.update(PREFECT_HOME=str(home), PREFECT_API_URL=api)
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
@@ -97,12 +108,7 @@ def prefect_server(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_server(proc, timeout=30)
 
 
 @pytest.fixture(scope="session")

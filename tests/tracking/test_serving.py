@@ -10,9 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -24,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from slowfast.data.decode import DecodeConfig
 from slowfast.engine.predict import predict_video
 from slowfast.tracking.models import load_local, log_model
-from tests.conftest import BIN, free_port
+from tests.conftest import BIN, free_port, start_server, stop_server
 from tests.data.videos import make_video
 from tests.engine.test_predict import CLASSES, TINY_SAMPLING, TINY_TRANSFORM, make_checkpoint
 
@@ -98,30 +95,13 @@ def served(registered, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve-log")
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
-    log = open(root / "serve.log", "wb")
-    proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@{ALIAS}",
-                             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/ping", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise RuntimeError(f"mlflow models serve did not start: {(root / 'serve.log').read_text()[-2000:]}")
-        time.sleep(0.5)
+    proc = start_server([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@{ALIAS}", "--env-manager",
+                         "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                        base + "/ping", root / "serve.log", what="mlflow models serve", timeout=180, env=env,
+                        start_new_session=True)  # its own session: the server and its uvicorn worker
     yield base
-    os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its uvicorn worker
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+    stop_server(proc)
 
 
 def _post(base: str, body: dict) -> tuple[int, dict]:

@@ -104,21 +104,10 @@ def check_tracking_uri(uri: str, *, timeout: float = 5.0) -> None:
 
 def _dvc_ancestor_id() -> str | None:
     """An id for the ``dvc`` process above this one (pid + start time), or None when not run by DVC."""
-    try:
-        import psutil
-    except ImportError:  # psutil comes with DVC and MLflow; without it, every stage gets its own parent
-        return None
-    try:
-        proc = psutil.Process().parent()
-        while proc is not None:
-            args = proc.cmdline()
-            # `dvc ...` is `python .../bin/dvc ...` once the console script's shebang runs; or `python -m dvc`.
-            if any(Path(a).name == "dvc" for a in args[:2]) or args[1:3] == ["-m", "dvc"]:
-                return f"dvc-{socket.gethostname()}-{proc.pid}-{int(proc.create_time())}"
-            proc = proc.parent()
-    except (psutil.Error, OSError):
-        return None
-    return None
+    from slowfast.utils.lifeline import dvc_ancestor
+
+    found = dvc_ancestor()
+    return None if found is None else f"dvc-{socket.gethostname()}-{found[0]}-{int(found[1])}"
 
 
 def pipeline_id() -> str:

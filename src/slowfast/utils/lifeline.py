@@ -33,6 +33,7 @@ def dvc_ancestor() -> tuple[int, float] | None:
         proc = psutil.Process().parent()
         while proc is not None:
             args = proc.cmdline()
+            # `dvc ...` is `python .../bin/dvc ...` once the console script's shebang runs; or `python -m dvc`.
             if any(Path(a).name == "dvc" for a in args[:2]) or args[1:3] == ["-m", "dvc"]:
                 return proc.pid, proc.create_time()
             proc = proc.parent()
