@@ -36,35 +36,30 @@ _SMALL_QUICKSORT = 15  # partitions of at most 16 elements are insertion-sorted
 _Route = Callable[..., "np.ndarray"]
 
 
+def _sift_down(v: list, a: list[int], base: int, tmp: int, i: int, n: int) -> None:
+    """Move ``tmp`` down from heap position ``i`` of the heap ``a[base + 1 .. base + n]`` (numpy's loop)."""
+    j = i << 1
+    while j <= n:
+        if j < n and v[a[base + j]] < v[a[base + j + 1]]:
+            j += 1
+        if v[tmp] < v[a[base + j]]:
+            a[base + i] = a[base + j]
+            i, j = j, j + j
+        else:
+            break
+    a[base + i] = tmp
+
+
 def _heapsort(v: list, a: list[int], lo: int, n: int) -> None:
     """Heapsort of the index slice ``a[lo:lo + n]`` by ``v`` (1-based heap indexing, as numpy's ``aheapsort``)."""
     base = lo - 1
     for root in range(n >> 1, 0, -1):
-        tmp = a[base + root]
-        i, j = root, root << 1
-        while j <= n:
-            if j < n and v[a[base + j]] < v[a[base + j + 1]]:
-                j += 1
-            if v[tmp] < v[a[base + j]]:
-                a[base + i] = a[base + j]
-                i, j = j, j + j
-            else:
-                break
-        a[base + i] = tmp
+        _sift_down(v, a, base, a[base + root], root, n)
     while n > 1:
         tmp = a[base + n]
         a[base + n] = a[base + 1]
         n -= 1
-        i, j = 1, 2
-        while j <= n:
-            if j < n and v[a[base + j]] < v[a[base + j + 1]]:
-                j += 1
-            if v[tmp] < v[a[base + j]]:
-                a[base + i] = a[base + j]
-                i, j = j, j + j
-            else:
-                break
-        a[base + i] = tmp
+        _sift_down(v, a, base, tmp, 1, n)
 
 
 def introsort_argsort(values: np.ndarray) -> np.ndarray:
