@@ -87,13 +87,18 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomic(args.metrics, metrics)
         run.log_metrics({**metrics, **result_metrics(result)})
         # The first movie's first seconds with its proposals and their actions, viewable in the MLflow UI.
-        movie = dataset.keyframes[0][0]
-        keyframes = [(ts - params.ava.video_start_sec, g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))
-                     for ts, g in proposals[proposals["video_id"] == movie].groupby("timestamp")]
-        run_demo(shards.info(movie).path, out / "demo.mp4", detector, [label_map[c] for c in class_ids],
-                 Preprocessing(params.model.sampling(fps=params.decode.frames.fps), e.transform, params.decode.frames),
-                 e.demo, proposals=keyframes)
-        for name in ("per_class_ap.csv", "per_class_ap.png", "detections.csv", "demo.mp4"):
+        artifacts = ["per_class_ap.csv", "per_class_ap.png", "detections.csv"]
+        if dataset.keyframes:
+            movie = dataset.keyframes[0][0]
+            keyframes = [(ts - params.ava.video_start_sec, g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))
+                         for ts, g in proposals[proposals["video_id"] == movie].groupby("timestamp")]
+            run_demo(shards.info(movie).path, out / "demo.mp4", detector, [label_map[c] for c in class_ids],
+                     Preprocessing(params.model.sampling(fps=params.decode.frames.fps), e.transform,
+                                   params.decode.frames), e.demo, proposals=keyframes)
+            artifacts.append("demo.mp4")
+        else:
+            log.warning("no proposal on any %s keyframe: no demo video", e.split)
+        for name in artifacts:
             run.log_artifact(out / name)
         log.info("AVA frame mAP@0.5 %.4f (chance %.4f) on %d keyframes", result.map, chance.map, len(dataset))
         write_figure3_if_paired(result, arch=arch, eval_data=eval_data, label_map=label_map, out_dir=out,

@@ -5,6 +5,7 @@ an AVA-style set with its own 5-class label map through the AVA stages; off by d
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -70,6 +71,7 @@ def custom_repo(tmp_path_factory):
     _checkpoint(repo / "zoo" / "converted.pt")
     ava = custom_ava(repo / "my ava")
     _checkpoint(repo / "models" / "pretrain" / "model.pt")  # the AVA stages' init, without running pretrain
+    shutil.copyfile(repo / "my ava" / ava["proposals"], repo / "proposals" / "my ava.csv")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     reduced = {
         "decode": {"workers": 1, "frames": {"short_side": 48}},
@@ -78,7 +80,8 @@ def custom_repo(tmp_path_factory):
                    "evaluate": {"test_clips": 2, "transform": VIEW}},
         "ava": {"root": "my ava", "video_start_sec": 0,
                 "files": {k: str(v) for k, v in ava.items() if k != "proposals"},
-                "proposals": {"import_file": str(Path("my ava") / ava["proposals"])},
+                # imported proposals live in proposals/, the folder proposals_ava depends on
+                "proposals": {"import_file": str(Path("proposals") / "my ava.csv")},
                 "finetune": {"train": {"epochs": 2, "batch_size": 2, "lr_steps": [1], "warmup": 0}}},
     }
     (repo / "params.yaml").write_text(yaml.safe_dump(_merge(params, reduced), sort_keys=False))
@@ -134,7 +137,7 @@ def test_an_ava_style_set_with_its_own_label_map_trains_and_is_scored_by_the_ava
     detections = pd.read_csv(repo / "reports/evaluate_ava/detections.csv", header=None)
     assert set(detections[6]) <= set(CUSTOM_AVA_LABELS)  # scored in the set's own ids
     assert detections[1].max() < 8  # keyframes at seconds of the file, not AVA's 902..1798
-    assert ava["proposals"] == len(pd.read_csv(repo / "my ava" / "proposals.csv", header=None))
+    assert ava["proposals"] == len(pd.read_csv(repo / "proposals" / "my ava.csv", header=None))
 
 
 def test_off_by_default_the_custom_stages_record_enabled_false_and_track_nothing(tmp_path):

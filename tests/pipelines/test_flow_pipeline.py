@@ -1,4 +1,4 @@
-"""The Prefect flow over this repository's real 12-stage dvc.yaml, on the e2e test's reduced parameters: every stage
+"""The Prefect flow over this repository's real dvc.yaml (every stage, the custom ones off as by default), on the e2e test's reduced parameters: every stage
 runs through the flow, the MLflow parent run holds what a user compares, the registry gets its champion, the flow
 run's artifact lists the stages, and a second flow run skips everything without an empty parent."""
 
@@ -19,12 +19,12 @@ from tests.pipelines.test_flow import _artifact
 
 BIN = Path(sys.executable).parent
 STAGES = ["synthesize", "download", "decode_kinetics", "pretrain", "evaluate", "decode_charades",
-          "finetune_charades", "evaluate_charades", "decode_ava", "proposals_ava", "finetune_ava", "evaluate_ava"]
+          "finetune_charades", "evaluate_charades", "decode_ava", "proposals_ava", "finetune_ava", "evaluate_ava",
+          "decode_custom", "finetune_custom", "evaluate_custom"]
 
 
 @pytest.mark.slow
-def test_the_flow_runs_the_twelve_stages_of_dvc_yaml_and_tracks_them_for_comparison(tmp_path, monkeypatch,
-                                                                                    prefect_server):
+def test_the_flow_runs_every_stage_of_dvc_yaml_and_tracks_them_for_comparison(tmp_path, monkeypatch, prefect_server):
     from pipelines.flow import dvc_stages, slowfast_pipeline
 
     repo = tmp_path / "repo"
