@@ -5,8 +5,8 @@ an AVA-style set with its own 5-class label map through the AVA stages; off by d
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
