@@ -86,10 +86,12 @@ def main(argv: list[str] | None = None, *, map_chunks: ChunkMapper | None = None
         report = decode_videos(videos, args.out, params.decode.frames, windows=windows,
                                workers=params.decode.workers, map_chunks=map_chunks)
         rejected = source.rejected_paths()
-        metrics = {"videos": len(videos), "decoded": len(report.decoded), "skipped": len(report.skipped),
+        # DVC's metrics say what the shards hold, not what this run had to do: a re-run that skips videos already
+        # in valid shards (going back to a baseline re-runs this persistent stage) writes the same file.
+        metrics = {"videos": len(videos), "decoded": len(report.decoded) + len(report.skipped),
                    "failures": len(report.failures) + len(rejected)}
         write_json_atomic(args.metrics, metrics)
-        run.log_metrics(metrics)
+        run.log_metrics({**metrics, "decoded_now": len(report.decoded), "skipped": len(report.skipped)})
         for failure in report.failures:
             log.error("failed: %s", failure)
         for path, reason in rejected.items():
@@ -112,8 +114,8 @@ def _decode_custom(args, params, map_chunks: ChunkMapper | None) -> int:
                                          map_chunks=map_chunks)
         write_status(args.out, enabled=True)
         decoded = set(report.decoded) | set(report.skipped)
-        metrics = {"enabled": True, "videos": len(source.video_paths()), "decoded": len(report.decoded),
-                   "skipped": len(report.skipped), "failures": len(failures), "classes": len(source.classes),
+        metrics = {"enabled": True, "videos": len(source.video_paths()), "decoded": len(decoded),
+                   "failures": len(failures), "classes": len(source.classes),
                    "train_videos": sum(vid in decoded for vid, _ in source.samples("train")),
                    "val_videos": sum(vid in decoded for vid, _ in source.samples("val"))}
         write_json_atomic(args.failures or Path(args.out) / "all_failures.json", failures)

@@ -94,7 +94,9 @@ def served(registered, tmp_path_factory):
     uri = registered[0]
     root = tmp_path_factory.mktemp("serve-log")
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    # mlflow runs `uvicorn` by name: the venv's bin must be on PATH even when the venv is not activated (make test)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     base = f"http://127.0.0.1:{port}"
     proc = start_server([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@{ALIAS}", "--env-manager",
                          "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
