@@ -50,6 +50,19 @@ def test_kinetics_lists_exactly_the_annotated_videos_present(kinetics_root):
     assert source.rejected_paths() == {}
 
 
+def test_kinetics_clips_in_class_folders_are_found_as_a_per_class_archive_extracts_them(kinetics_root):
+    """Kinetics-600's train tarballs are one per class; whether their members sit at the archive root or in a
+    ``<label>/`` folder, the clips below ``<split>/`` are read, one folder deep and no deeper."""
+    write_kinetics_csv([KineticsClip("a class", "ddddddddddd", 2, 12, "val"),
+                        KineticsClip("a class", "fffffffffff", 2, 12, "val")], kinetics_root / "annotations" / "val.csv")
+    _touch(kinetics_root / "train" / "missing video" / "ccccccccccc_000000_000010.mp4")
+    _touch(kinetics_root / "val" / "a class" / "deep" / "fffffffffff_000002_000012.mp4")  # two levels: not read
+    paths = KineticsSource(kinetics_root).video_paths()
+    assert paths["ccccccccccc_000000_000010"] == (
+        kinetics_root.resolve() / "train" / "missing video" / "ccccccccccc_000000_000010.mp4")
+    assert "fffffffffff_000002_000012" not in paths and len(paths) == 5
+
+
 def test_kinetics_classes_are_sorted_train_labels_and_samples_index_them(kinetics_root):
     source = KineticsSource(kinetics_root)
     assert source.classes == ["a class", "b class", "missing video"]

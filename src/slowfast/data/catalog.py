@@ -19,7 +19,8 @@ extracted beside itself, :func:`slowfast.data.download.download_manifest`) puts 
   on the mirror (per-class archives such as ``train/pull%20ups.tar.gz``), which is not reachable from here, so the
   shipped manifest holds the annotations and those three lists; ``slowfast datasets --from-list LIST
   --dest-prefix kinetics/train`` turns a downloaded list into the tarball manifest. The per-class archives'
-  member layout is not published; extraction keeps whatever it is below ``kinetics/<split>/``.
+  member layout is not published; extraction keeps whatever it is below ``kinetics/<split>/``, and
+  :class:`~slowfast.data.sources.KineticsSource` reads the clips there or one class folder deeper.
 * **Charades v1** (the Allen AI dataset page): ``Charades_v1_480.zip`` holds ``Charades_v1_480/<id>.mp4`` →
   ``charades/Charades_v1_480/<id>.mp4``; ``Charades.zip`` holds ``Charades/Charades_v1_{train,test}.csv``,
   ``Charades/Charades_v1_classes.txt`` → ``charades/Charades/...``, a folder :class:`~slowfast.data.sources.

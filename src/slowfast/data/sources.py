@@ -12,6 +12,7 @@ Layouts (what the official distributions and the reference preparation scripts p
 
       <root>/annotations/{train,val,test}.csv
       <root>/{train,val,test}/<youtube_id>_<start:06d>_<end:06d>.mp4
+      <root>/{train,val,test}/<label>/<clip>.mp4    (also read: per-class archives, copies arranged by class)
       <root>/replacement/replacement_for_corrupted_k400/<clip>.mp4   (optional; replaces the split's file)
 
 * Charades v1 (``Charades.zip`` annotations, ``Charades_v1_480.zip`` videos)::
@@ -99,6 +100,14 @@ def scan_videos(root: Path, directory: Path, wanted: set[str] | None = None) -> 
     return found, rejected
 
 
+def _subdirectories(directory: Path) -> list[Path]:
+    """The folders directly in ``directory``, by name (none when it is not a folder)."""
+    if not directory.is_dir():
+        return []
+    with os.scandir(directory) as entries:
+        return [directory / e.name for e in sorted(entries, key=lambda e: e.name) if e.is_dir()]
+
+
 class _Source:
     """Shared plumbing: a resolved root and the scan of the annotated videos."""
 
@@ -168,7 +177,13 @@ class KineticsSource(_Source):
     REPLACEMENT_DIR = "replacement/replacement_for_corrupted_k400"
 
     def _video_dirs(self) -> list[tuple[Path, set[str] | None]]:
-        wanted = [(self.root / s, {clip_video_id(c) for c in self.clips(s)}) for s in self.splits]
+        wanted = []
+        for split in self.splits:
+            ids = {clip_video_id(c) for c in self.clips(split)}
+            wanted.append((self.root / split, ids))
+            # class folders (<split>/<label>/<clip>.mp4): Kinetics-600's per-class train archives, or a copy
+            # arranged by class as MMAction2 and cvdfoundation's arrange_by_classes.py do
+            wanted += [(d, ids) for d in _subdirectories(self.root / split)]
         replacement = self.root / self.REPLACEMENT_DIR
         if replacement.is_dir():  # scanned last, so its files override the corrupted ones of the same clip
             wanted.append((replacement, set().union(*(ids for _, ids in wanted))))
