@@ -196,14 +196,33 @@ def test_slowfast_datasets_lists_files_download_and_shards_at_the_configured_sho
 
 def test_from_list_turns_a_published_url_list_into_an_extracting_manifest(tmp_path, capsys):
     listing = tmp_path / "k600_train_path.txt"
-    listing.write_text("https://s3.amazonaws.com/kinetics/600/train/pull%20ups.tar.gz\n"
+    listing.write_text("https://s3.amazonaws.com/kinetics/600/train/pull ups.tar.gz\n"  # raw, as the K600 lists
+                       "https://s3.amazonaws.com/kinetics/600/train/tying%20knot%20(not%20on%20a%20tie).tar.gz\n"
                        "https://s3.amazonaws.com/kinetics/600/train/squat.tar.gz\n\n")
     assert cli_main(["datasets", "--from-list", str(listing), "--dest-prefix", "kinetics/train"]) == 0
     out = tmp_path / "m.yaml"
     out.write_text(capsys.readouterr().out)
     manifest = load_manifest(out)
-    assert [i.dest for i in manifest.items] == ["kinetics/train/pull ups.tar.gz", "kinetics/train/squat.tar.gz"]
+    assert [i.dest for i in manifest.items] == ["kinetics/train/pull ups.tar.gz",
+                                                "kinetics/train/tying knot (not on a tie).tar.gz",
+                                                "kinetics/train/squat.tar.gz"]
+    assert [i.url.rsplit("/", 1)[1] for i in manifest.items] == [
+        "pull%20ups.tar.gz", "tying%20knot%20(not%20on%20a%20tie).tar.gz", "squat.tar.gz"]
     assert all(i.extract for i in manifest.items)
+
+
+def test_a_list_line_with_raw_spaces_is_fetched_over_http_and_extracted(http_server, tmp_path):
+    """The K600 lists name per-class archives with the class name's spaces left raw (pytorch/vision#5564); an HTTP
+    client refuses such a request line, so the manifest made from the list must carry the encoded URL."""
+    archive = _tar(tmp_path / "a.tgz", {"aaaaaaaaaaa_000001_000011.mp4": b"clip"})
+    http_server.serve("/kinetics/600/train/pull%20ups.tar.gz", archive.read_bytes())
+    doc = catalog.manifest_from_list([f"{http_server.base}/kinetics/600/train/pull ups.tar.gz"], "kinetics/train")
+    manifest = Manifest(1, tuple(ManifestItem(**item) for item in doc["items"]))
+    report = download_manifest(manifest, tmp_path / "raw", retries=0, progress=False,
+                               allow_insecure_hosts=("127.0.0.1",))
+    assert report.ok, report.failures
+    assert (tmp_path / "raw/kinetics/train/aaaaaaaaaaa_000001_000011.mp4").read_bytes() == b"clip"
+    assert [h.path for h in http_server.log] == ["/kinetics/600/train/pull%20ups.tar.gz"]
 
 
 def test_the_download_stage_fetches_the_shipped_charades_manifest_into_the_charades_layout(tmp_path):

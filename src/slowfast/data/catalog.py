@@ -16,11 +16,15 @@ extracted beside itself, :func:`slowfast.data.download.download_manifest`) puts 
   ``kinetics/replacement/replacement_for_corrupted_k400/<clip>.mp4``, which :class:`~slowfast.data.sources.
   KineticsSource` prefers over a split's file of the same name; the CSVs go to ``kinetics/annotations/``.
 * **Kinetics-600** (CVDF, ``k600_downloader.sh``): the tarballs are listed only in ``k600_{train,val,test}_path.txt``
-  on the mirror (per-class archives such as ``train/pull%20ups.tar.gz``), which is not reachable from here, so the
-  shipped manifest holds the annotations and those three lists; ``slowfast datasets --from-list LIST
-  --dest-prefix kinetics/train`` turns a downloaded list into the tarball manifest. The per-class archives'
-  member layout is not published; extraction keeps whatever it is below ``kinetics/<split>/``, and
-  :class:`~slowfast.data.sources.KineticsSource` reads the clips there or one class folder deeper.
+  on the mirror, which is not reachable from here, so the shipped manifest holds the annotations and those three
+  lists; ``slowfast datasets --from-list LIST --dest-prefix kinetics/train`` turns a downloaded list into the
+  tarball manifest (the download stage itself fetches only manifest URLs, never URLs found inside a download).
+  Train and val archives are one per class, and the lists leave the label's spaces raw (``.../train/pull
+  ups.tar.gz``; pytorch/vision#5564), so ``--from-list`` percent-encodes each URL's path; test archives are
+  ``part_<i>.tar.gz`` (cvdfoundation/kinetics-dataset#22). The archives' member layout is not published;
+  extraction keeps whatever it is below ``kinetics/<split>/``, and :class:`~slowfast.data.sources.KineticsSource`
+  reads the clips there or one class folder deeper. The mirror's ``train.csv`` and ``val.csv`` are incomplete
+  (cvdfoundation/kinetics-dataset#33: ~15k of ~29k val clips); clips they do not name are not read.
 * **Charades v1** (the Allen AI dataset page): ``Charades_v1_480.zip`` holds ``Charades_v1_480/<id>.mp4`` →
   ``charades/Charades_v1_480/<id>.mp4``; ``Charades.zip`` holds ``Charades/Charades_v1_{train,test}.csv``,
   ``Charades/Charades_v1_classes.txt`` → ``charades/Charades/...``, a folder :class:`~slowfast.data.sources.
@@ -46,7 +50,7 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import yaml
 
@@ -145,7 +149,8 @@ def _gb(x: float) -> int:
 DATASETS: dict[str, RealDataset] = {
     "kinetics400": RealDataset(
         "kinetics400", "Kinetics-400 (CVDF mirror)", "kinetics400.yaml", (CVDF_KINETICS,),
-        # train 240,258 + val 19,881 + test 38,685 clips present in the tarballs (third-party count of the mirror)
+        # train 240,258 + val 19,881 + test 38,685 clips present in the tarballs (the mirror's own count, in the
+        # docstring of cvdfoundation/kinetics-dataset's arrange_by_classes.py; 1,392 of them replaced)
         videos=240_258 + 19_881 + 38_685, stored_seconds_per_video=10.0,
         published_bytes=int(435 * 2**30),
         published_note="~435 GiB of tarballs, ~438 GiB extracted (third-party measurement; CVDF publishes no sizes)",
@@ -290,13 +295,26 @@ def write_manifests(out_dir: Path) -> list[Path]:
     return paths
 
 
+#: what a URL path may hold as it is (RFC 3986 ``pchar`` and ``/``); ``%`` stays, so a line already encoded is kept
+_URL_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+
+
+def _encoded(url: str) -> str:
+    """``url`` with its path percent-encoded. The K600 lists name per-class archives with raw spaces
+    (``.../train/pull ups.tar.gz``, pytorch/vision#5564), which an HTTP client refuses to send."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=quote(parts.path, safe=_URL_PATH_SAFE)))
+
+
 def manifest_from_list(urls: list[str], dest_prefix: str, *, extract: bool = True) -> dict[str, Any]:
-    """A manifest of the URLs of a published list (one URL per line, e.g. CVDF's ``k600_train_path.txt``)."""
+    """A manifest of the URLs of a published list (one URL per line, e.g. CVDF's ``k600_train_path.txt``): each
+    file goes to ``<dest_prefix>/<its decoded file name>``, fetched from its URL with the path percent-encoded."""
     items = []
-    for url in urls:
+    for line in urls:
+        url = _encoded(line)
         file_name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
         if not file_name or "/" in file_name or file_name in (".", ".."):
-            raise ValueError(f"list entry {url!r}: no file name")
+            raise ValueError(f"list entry {line!r}: no file name")
         items.append({"name": f"{dest_prefix.strip('/')}/{file_name}", "url": url,
                       "dest": f"{dest_prefix.strip('/')}/{file_name}", "extract": extract})
     return {"version": 1, "items": items}
