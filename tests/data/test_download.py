@@ -263,6 +263,7 @@ def test_manifest_loads_from_json_and_yaml_with_defaults(tmp_path):
         ({"url": "ftp://example.org/a.bin"}, "items[0].url"),
         ({"url": "../a.bin"}, "items[0].url"),  # a relative URL stays inside the manifest's folder
         ({"url": "/etc/passwd"}, "items[0].url"),
+        ({"url": "https://example.org/train/pull ups.tar.gz"}, "items[0].url"),  # http.client would refuse it
         ({"sha256": "abc"}, "items[0].sha256"),
         ({"size": -1}, "items[0].size"),
         ({"extract": True}, "items[0].extract"),

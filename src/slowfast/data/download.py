@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+#: what an HTTP request line cannot carry (http.client refuses it): caught when the manifest loads, not mid-download
+_URL_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +81,8 @@ class ManifestItem:
         require(bool(self.name.strip()), "name", "must be a non-empty string")
         scheme = urlsplit(self.url).scheme
         require(scheme in ("https", "file", "http"), "url", f"scheme {scheme!r} is not allowed; allowed: https, file")
+        require(_URL_UNSENDABLE.search(self.url) is None, "url",
+                f"{self.url!r} holds a space or control character; percent-encode it (a space is %20)")
         parts = self.dest.split("/")
         require(
             bool(self.dest) and not self.dest.startswith("/") and "\\" not in self.dest
