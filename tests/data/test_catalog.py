@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -225,13 +228,27 @@ def test_a_list_line_with_raw_spaces_is_fetched_over_http_and_extracted(http_ser
     assert [h.path for h in http_server.log] == ["/kinetics/600/train/pull%20ups.tar.gz"]
 
 
+def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
+
+
+def _download_stage(manifest: Path, out: Path, tmp_path: Path) -> dict:
+    """`python -m stages.download` as DVC runs it, with download.manifest = ``manifest``; its metrics."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["download"]["manifest"] = str(manifest)
+    run = tmp_path / f"stage-{manifest.stem}"
+    run.mkdir()
+    (run / "params.yaml").write_text(yaml.safe_dump(params))
+    done = _run([sys.executable, "-m", "stages.download", "--out", str(out), "--metrics", str(run / "m.json"),
+                 "--failures", str(run / "f.json"), "--params", str(run / "params.yaml")], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((run / "m.json").read_text())
+
+
 def test_the_download_stage_fetches_the_shipped_charades_manifest_into_the_charades_layout(tmp_path):
     """As DVC runs it: `python -m stages.download` with download.manifest = the shipped file, its two URLs pointed
     at tiny archives with the real member paths (everything else of the file unchanged)."""
-    import os
-    import subprocess
-    import sys
-
     src = tmp_path / "src"
     src.mkdir()
     header = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length\n"
@@ -243,16 +260,69 @@ def test_the_download_stage_fetches_the_shipped_charades_manifest_into_the_chara
     base = "https://ai2-public-datasets.s3-us-west-2.amazonaws.com/charades/"
     assert text.count(base) == 2
     manifest = tmp_path / "charades.yaml"
-    manifest.write_text(text.replace(base, f"file://{src}/"))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["download"]["manifest"] = str(manifest)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    done = subprocess.run([sys.executable, "-m", "stages.download", "--out", str(tmp_path / "raw"), "--metrics",
-                           str(tmp_path / "m.json"), "--failures", str(tmp_path / "f.json"), "--params",
-                           str(tmp_path / "params.yaml")], cwd=REPO, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    metrics = json.loads((tmp_path / "m.json").read_text())
+    manifest.write_text(text.replace(base, f"{src.as_uri()}/"))
+    metrics = _download_stage(manifest, tmp_path / "raw", tmp_path)
     assert (metrics["items"], metrics["extracted"], metrics["failures"]) == (2, 2, 0)
     source = CharadesSource(tmp_path / "raw" / "charades")
     assert source.classes == ["Holding some clothes"] and list(source.video_paths()) == ["AAAAA"]
+
+
+def test_kinetics600_from_the_published_path_list_to_labelled_clips_as_a_user_runs_it(tmp_path):
+    """Kinetics-600's train tarballs are one per class (``train/<label>.tar.gz``), named only in
+    ``k600_train_path.txt`` with the label's spaces left raw (pytorch/vision#5564); their member layout is not
+    published, so one archive here holds its clips at the root and the other in a ``<label>/`` folder, the two
+    layouts the Kinetics source reads. The user's steps, each the real command: the download stage on the shipped
+    ``kinetics600.yaml`` (its URLs pointed at a local copy of the mirror), ``slowfast datasets --from-list`` on the
+    list that run fetched, the download stage on the manifest it printed; then the source finds the clips with their
+    labels."""
+    mirror = tmp_path / "mirror"  # laid out as https://s3.amazonaws.com/kinetics/600/
+    clips = {"pull ups": [("aaaaaaaaaaa", 1, 11), ("bbbbbbbbbbb", 5, 15)], "squat": [("ccccccccccc", 0, 10)]}
+    in_class_folder = {"pull ups": False, "squat": True}
+    for folder in ("annotations", "train", "val", "test"):
+        (mirror / folder).mkdir(parents=True)
+    lines = []
+    for label, rows in clips.items():
+        prefix = f"{label}/" if in_class_folder[label] else ""
+        _tar(mirror / "train" / f"{label}.tar.gz",
+             {f"{prefix}{yt}_{s:06d}_{e:06d}.mp4": f"{label} {yt}".encode() for yt, s, e in rows})
+        lines.append(f"{mirror.as_uri()}/train/{label}.tar.gz")
+    (mirror / "train" / "k600_train_path.txt").write_text("\n".join(lines) + "\n")
+    (mirror / "val" / "k600_val_path.txt").write_text(f"{mirror.as_uri()}/val/pull ups.tar.gz\n")
+    (mirror / "test" / "k600_test_path.txt").write_text(f"{mirror.as_uri()}/test/part_0.tar.gz\n")
+    annotations = mirror / "annotations"
+    (annotations / "train.csv").write_bytes(_kinetics_csv(
+        [(label, yt, s, e, "train") for label, rows in clips.items() for yt, s, e in rows]))
+    (annotations / "val.csv").write_bytes(_kinetics_csv([("squat", "ddddddddddd", 3, 13, "val")]))
+    (annotations / "test.csv").write_text("youtube_id,time_start,time_end,split\neeeeeeeeeee,2,12,test\n")
+    for name in ("train.txt", "val.txt", "kinetics600_holdout_test.csv"):  # fetched, not read by the pipeline
+        (annotations / name).write_text(f"stand-in for {name}\n")
+
+    base = "https://s3.amazonaws.com/kinetics/600/"
+    text = (MANIFESTS / "kinetics600.yaml").read_text()
+    assert text.count(base) == 9
+    shipped = tmp_path / "kinetics600.yaml"
+    shipped.write_text(text.replace(base, f"{mirror.as_uri()}/"))
+    raw = tmp_path / "data" / "raw"
+    first = _download_stage(shipped, raw, tmp_path)
+    assert (first["items"], first["failures"]) == (9, 0)
+    listing = raw / "kinetics" / "lists" / "k600_train_path.txt"
+    assert listing.read_text() == (mirror / "train" / "k600_train_path.txt").read_text()
+
+    made = _run([str(Path(sys.executable).parent / "slowfast"), "datasets", "--from-list", str(listing),
+                 "--dest-prefix", "kinetics/train"], tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    k600_train = tmp_path / "k600_train.yaml"
+    k600_train.write_text(made.stdout)
+    second = _download_stage(k600_train, raw, tmp_path)
+    assert (second["items"], second["extracted"], second["failures"]) == (2, 2, 0)
+
+    source = KineticsSource(raw / "kinetics")
+    assert source.classes == ["pull ups", "squat"]
+    assert sorted(source.samples("train")) == [("aaaaaaaaaaa_000001_000011", 0), ("bbbbbbbbbbb_000005_000015", 0),
+                                               ("ccccccccccc_000000_000010", 1)]
+    paths = source.video_paths()
+    assert sorted(paths) == ["aaaaaaaaaaa_000001_000011", "bbbbbbbbbbb_000005_000015", "ccccccccccc_000000_000010"]
+    train = (raw / "kinetics" / "train").resolve()
+    assert paths["aaaaaaaaaaa_000001_000011"].parent == train  # members at the archive root
+    assert paths["ccccccccccc_000000_000010"].parent == train / "squat"  # members in a class folder
+    assert paths["ccccccccccc_000000_000010"].read_bytes() == b"squat ccccccccccc"
