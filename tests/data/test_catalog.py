@@ -287,7 +287,9 @@ def test_kinetics600_from_the_published_path_list_to_labelled_clips_as_a_user_ru
              {f"{prefix}{yt}_{s:06d}_{e:06d}.mp4": f"{label} {yt}".encode() for yt, s, e in rows})
         lines.append(f"{mirror.as_uri()}/train/{label}.tar.gz")
     (mirror / "train" / "k600_train_path.txt").write_text("\n".join(lines) + "\n")
-    (mirror / "val" / "k600_val_path.txt").write_text(f"{mirror.as_uri()}/val/pull ups.tar.gz\n")
+    _tar(mirror / "val" / "squat.tar.gz", {"ddddddddddd_000003_000013.mp4": b"squat ddddddddddd"})
+    (mirror / "val" / "k600_val_path.txt").write_text(f"{mirror.as_uri()}/val/squat.tar.gz\n")
+    _tar(mirror / "test" / "part_0.tar.gz", {"eeeeeeeeeee_000002_000012.mp4": b"test eeeeeeeeeee"})
     (mirror / "test" / "k600_test_path.txt").write_text(f"{mirror.as_uri()}/test/part_0.tar.gz\n")
     annotations = mirror / "annotations"
     (annotations / "train.csv").write_bytes(_kinetics_csv(
@@ -308,21 +310,43 @@ def test_kinetics600_from_the_published_path_list_to_labelled_clips_as_a_user_ru
     listing = raw / "kinetics" / "lists" / "k600_train_path.txt"
     assert listing.read_text() == (mirror / "train" / "k600_train_path.txt").read_text()
 
-    made = _run([str(Path(sys.executable).parent / "slowfast"), "datasets", "--from-list", str(listing),
-                 "--dest-prefix", "kinetics/train"], tmp_path)
+    lists = raw / "kinetics" / "lists"
+    per_split = [arg for split in ("train", "val", "test") for arg in
+                 ("--from-list", str(lists / f"k600_{split}_path.txt"), "--dest-prefix", f"kinetics/{split}")]
+    made = _run([str(Path(sys.executable).parent / "slowfast"), "datasets", "--include", str(shipped), *per_split],
+                tmp_path)
     assert made.returncode == 0, made.stderr[-2000:]
-    k600_train = tmp_path / "k600_train.yaml"
-    k600_train.write_text(made.stdout)
-    second = _download_stage(k600_train, raw, tmp_path)
-    assert (second["items"], second["extracted"], second["failures"]) == (2, 2, 0)
+    whole = tmp_path / "k600.yaml"  # one manifest: the shipped items, then every split's archives
+    whole.write_text(made.stdout)
+    second = _download_stage(whole, raw, tmp_path)
+    assert (second["items"], second["skipped"], second["extracted"], second["failures"]) == (13, 9, 4, 0)
 
     source = KineticsSource(raw / "kinetics")
     assert source.classes == ["pull ups", "squat"]
     assert sorted(source.samples("train")) == [("aaaaaaaaaaa_000001_000011", 0), ("bbbbbbbbbbb_000005_000015", 0),
                                                ("ccccccccccc_000000_000010", 1)]
     paths = source.video_paths()
-    assert sorted(paths) == ["aaaaaaaaaaa_000001_000011", "bbbbbbbbbbb_000005_000015", "ccccccccccc_000000_000010"]
+    assert sorted(paths) == ["aaaaaaaaaaa_000001_000011", "bbbbbbbbbbb_000005_000015", "ccccccccccc_000000_000010",
+                             "ddddddddddd_000003_000013", "eeeeeeeeeee_000002_000012"]
     train = (raw / "kinetics" / "train").resolve()
     assert paths["aaaaaaaaaaa_000001_000011"].parent == train  # members at the archive root
     assert paths["ccccccccccc_000000_000010"].parent == train / "squat"  # members in a class folder
     assert paths["ccccccccccc_000000_000010"].read_bytes() == b"squat ccccccccccc"
+    assert source.samples("val") == [("ddddddddddd_000003_000013", 1)]
+    assert paths["ddddddddddd_000003_000013"].parent == (raw / "kinetics" / "val").resolve()
+    assert paths["eeeeeeeeeee_000002_000012"].read_bytes() == b"test eeeeeeeeeee"
+
+
+def test_from_list_refuses_a_list_without_its_dest_prefix_and_a_clash_with_an_included_manifest(tmp_path, capsys):
+    listing = tmp_path / "k600_train_path.txt"
+    listing.write_text("https://s3.amazonaws.com/kinetics/600/train/squat.tar.gz\n")
+    assert cli_main(["datasets", "--from-list", str(listing), "--from-list", str(listing),
+                     "--dest-prefix", "kinetics/train"]) != 0
+    assert "--dest-prefix" in capsys.readouterr().err
+    included = tmp_path / "m.yaml"
+    included.write_text(yaml.safe_dump({"version": 1, "items": [
+        {"name": "x", "url": "https://example.org/squat.tar.gz", "dest": "kinetics/train/squat.tar.gz"}]}))
+    assert cli_main(["datasets", "--include", str(included), "--from-list", str(listing),
+                     "--dest-prefix", "kinetics/train"]) != 0
+    out, err = capsys.readouterr()
+    assert out == "" and "appears twice" in err

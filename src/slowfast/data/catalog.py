@@ -369,9 +369,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="short side and frame rate from decode.frames of this file (when it exists)")
     parser.add_argument("--short-side", type=int, default=None, help="override decode.frames.short_side")
     parser.add_argument("--write", type=Path, default=None, metavar="DIR", help="(re)generate the manifests in DIR")
-    parser.add_argument("--from-list", type=Path, default=None, metavar="LIST",
-                        help="print a manifest of the URLs in LIST (one per line), e.g. k600_train_path.txt")
-    parser.add_argument("--dest-prefix", default=None, help="with --from-list: dest folder, e.g. kinetics/train")
+    parser.add_argument("--from-list", type=Path, action="append", default=None, metavar="LIST",
+                        help="print a manifest of the URLs in LIST (one per line), e.g. k600_train_path.txt; "
+                             "repeat it, each with its --dest-prefix, for one manifest of several lists")
+    parser.add_argument("--dest-prefix", action="append", default=None,
+                        help="with --from-list, one per list in the same order: dest folder, e.g. kinetics/train")
+    parser.add_argument("--include", type=Path, action="append", default=[], metavar="MANIFEST",
+                        help="with --from-list: the items of MANIFEST first (e.g. manifests/kinetics600.yaml), "
+                             "so that one manifest fetches the whole dataset")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -381,10 +386,20 @@ def run(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if args.from_list is not None:
-        if not args.dest_prefix:
-            raise ValueError("--from-list needs --dest-prefix (e.g. kinetics/train)")
-        urls = [line.strip() for line in args.from_list.read_text().splitlines() if line.strip()]
-        print(yaml.safe_dump(manifest_from_list(urls, args.dest_prefix), sort_keys=False), end="")
+        prefixes = args.dest_prefix or []
+        if len(prefixes) != len(args.from_list):
+            raise ValueError(f"--from-list given {len(args.from_list)} times but --dest-prefix {len(prefixes)}: "
+                             "each list needs its dest folder (e.g. --dest-prefix kinetics/train)")
+        from slowfast.data.download import Manifest, ManifestItem, load_manifest
+
+        # included manifests are read as the download stage reads them (validated, relative URLs resolved)
+        items = [{k: v for k, v in dataclasses.asdict(item).items() if v not in (None, False)}
+                 for path in args.include for item in load_manifest(path).items]
+        for listing, prefix in zip(args.from_list, prefixes):
+            urls = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+            items += manifest_from_list(urls, prefix)["items"]
+        Manifest(1, tuple(ManifestItem(**item) for item in items))  # a clash of names or dests fails here, not later
+        print(yaml.safe_dump({"version": 1, "items": items}, sort_keys=False), end="")
         return 0
     short_side, fps, keep_every = 256, 30.0, 1
     if args.params.is_file():
