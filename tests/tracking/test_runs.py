@@ -204,3 +204,57 @@ def test_parent_runs_of_dvc_repro_and_dvc_exp_run_compare_params_and_metrics(tmp
     # the experiment did not re-run `proposals` (DVC skipped it); its parent still holds that stage's metric
     assert exp["metrics.proposals.ap50"] == base["metrics.proposals.ap50"] == pytest.approx(0.8)
     assert set(runs["status"]) == {"FINISHED"}
+
+
+ORDER_STAGE = """
+import json, sys, yaml
+from slowfast.tracking.runs import stage_run
+name = sys.argv[1]
+params = yaml.safe_load(open("params.yaml"))
+with stage_run(name, params=params, system_metrics=False):
+    json.dump({"value": params["score"][name]}, open(name + ".json", "w"))
+"""
+
+
+def test_a_parent_run_never_holds_a_metric_of_a_stage_dvc_has_not_yet_restored(tmp_path):
+    """Going back to a configuration already run: DVC restores `evaluate` from its run cache after `tick` (listed
+    first) has run and logged the parent's metrics. At that moment evaluate.json still holds the other
+    configuration's result; dvc.lock says so (its params differ), so the parent must not show it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != PIPELINE_ID_ENV}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env.update(MLFLOW_TRACKING_URI=uri)
+    (repo / "stage.py").write_text(ORDER_STAGE)
+    py = sys.executable
+    (repo / "dvc.yaml").write_text(textwrap.dedent(f"""
+        stages:
+          tick:
+            cmd: {py} stage.py tick
+            always_changed: true
+            metrics: [{{tick.json: {{cache: false}}}}]
+          evaluate:
+            cmd: {py} stage.py evaluate
+            params: [score.evaluate]
+            metrics: [{{evaluate.json: {{cache: false}}}}]
+    """))
+
+    def repro(evaluate: float) -> None:
+        (repo / "params.yaml").write_text(f"score: {{tick: 1.0, evaluate: {evaluate}}}\n")
+        proc = subprocess.run([str(BIN / "dvc"), "repro"], cwd=repo, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=repo, check=True)
+    repro(0.9)
+    repro(0.5)
+    repro(0.9)  # `evaluate` restored from the run cache, after `tick` ran
+    assert '"value": 0.9' in (repo / "evaluate.json").read_text()
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["slowfast"], filter_string=f"tags.`{TAG_ROLE}` = 'pipeline'",
+                              order_by=["attributes.start_time ASC"])
+    assert len(runs) == 3
+    assert list(runs["metrics.evaluate.value"][:2]) == [0.9, 0.5]
+    last = runs.iloc[2]
+    assert last["metrics.tick.value"] == 1.0
+    assert last["metrics.evaluate.value"] != 0.5  # absent (NaN) or the restored 0.9, never the other run's number

@@ -16,7 +16,9 @@ first stage that runs (so an execution in which every stage was skipped leaves n
 - every parameter of ``params.yaml``, flattened (``pretrain.train.base_lr``);
 - the metrics of every stage's metrics file declared in ``dvc.yaml``, as ``<stage>.<key>`` (``evaluate.top1``,
   ``evaluate_charades.map``, ``evaluate_charades.chance_map``, ...), refreshed each time a stage ends, so that after
-  the last stage it holds the pipeline's current results, those of stages DVC skipped included;
+  the last stage it holds the pipeline's current results, those of stages DVC skipped included; a metrics file that
+  ``dvc.lock`` shows to belong to another configuration (a stage not yet re-run or restored) is left out, so a
+  parent run never shows another run's number (:func:`current_stages`);
 - the git commit (``mlflow.source.git.commit``), the DVC experiment name under ``dvc exp run`` (DVC hands it to
   the stage processes as ``DVC_EXP_NAME``), and a name saying what it is: ``<model.preset> · <experiment>``.
 
@@ -266,11 +268,126 @@ def _numbers(data: Any, prefix: str) -> dict[str, float]:
     return {}
 
 
-def pipeline_metrics(repo_root: str | os.PathLike[str] = ".") -> dict[str, float]:
-    """Every number in every stage's metrics files (JSON) declared in ``repo_root/dvc.yaml``, as ``<stage>.<key>``
-    (nested keys joined with dots); a stage whose file does not exist yet contributes nothing."""
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()  # noqa: S324 - DVC's content hash, compared with dvc.lock, not a security check
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _param_value(data: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(data, Mapping) or part not in data:
+            return _MISSING
+        data = data[part]
+    return data
+
+
+_MISSING = object()
+
+
+def _same_param(a: Any, b: Any) -> bool:
+    """Equal parameter values; PyYAML reads ``5e-05`` (no dot, as DVC writes it in dvc.lock) as a string."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same_param(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_param(x, y) for x, y in zip(a, b))
+    if isinstance(a, str) != isinstance(b, str) and not isinstance(a, bool) and not isinstance(b, bool):
+        try:
+            return float(a) == float(b)
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+def current_stages(repo_root: str | os.PathLike[str] = ".", *, running: str | None = None) -> set[str]:
+    """The stages whose metrics files hold results of the workspace's configuration, judged from ``dvc.lock``.
+
+    While ``dvc repro`` goes through the DAG, a metrics file not yet re-run or restored from the run cache still
+    holds the results of the previous configuration (e.g. the Slow-only ablation's after going back to SlowFast).
+    A stage is current when its lock entry has the params of the params files as they are now, its metrics files
+    are the ones the lock records, and every stage whose outputs it depends on is current with the outputs it read.
+    ``running`` is the stage whose process is ending: its files are fresh, its lock entry not yet written, so it
+    is current and the stages below it are not (they will run or be restored after it)."""
+    import yaml
+
+    root = Path(repo_root)
+    try:
+        lock = (yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}).get("stages") or {}
+    except (OSError, ValueError):
+        lock = {}
+    lock = {name: entry for name, entry in lock.items() if isinstance(entry, Mapping)}
+    metrics_paths = {name: {os.path.relpath(p, root).replace(os.sep, "/") for p in paths}
+                     for name, paths in _metrics_files(root / "dvc.yaml").items()}
+    produced = {out["path"]: (name, out.get("md5")) for name, entry in lock.items() for out in _entries(entry, "outs")}
+    params: dict[str, Any] = {}
+
+    def params_match(entry: Mapping[str, Any]) -> bool:
+        for file, values in (entry.get("params") or {}).items():
+            if file not in params:
+                params[file] = read_params_file(root / file)
+            if not all(_same_param(_param_value(params[file], key), value) for key, value in (values or {}).items()):
+                return False
+        return True
+
+    def producer_of(path: str) -> tuple[str, str | None] | None:
+        """The stage with output ``path`` or with an output folder holding it, and that output's recorded md5
+        (None for a file inside a folder: the file itself is hashed then)."""
+        for out, (name, md5) in produced.items():
+            if path == out:
+                return name, md5
+            if path.startswith(out.rstrip("/") + "/"):
+                return name, None
+        return None
+
+    def inputs_current(entry: Mapping[str, Any]) -> bool:
+        for dep in _entries(entry, "deps"):
+            found = producer_of(dep["path"])
+            if found is None:
+                continue  # code and source data: not another stage's result
+            producer, md5 = found
+            if producer == running or not current(producer):
+                return False
+            path = root / dep["path"]
+            if md5 is None and path.is_dir():
+                continue  # a folder inside the producer's output folder: the producer being current must do
+            if dep.get("md5") != (md5 if md5 is not None else _file_md5(path) if path.is_file() else None):
+                return False
+        return True
+
+    def files_recorded(name: str, entry: Mapping[str, Any]) -> bool:
+        return all(not (root / out["path"]).is_file() or _file_md5(root / out["path"]) == out.get("md5")
+                   for out in _entries(entry, "outs") if out["path"] in metrics_paths.get(name, ()))
+
+    memo: dict[str, bool] = {}
+
+    def current(name: str) -> bool:
+        if name == running:
+            return True
+        if name not in memo:
+            memo[name] = False  # provisional, so that a cycle (not a valid DAG) ends as not current
+            entry = lock.get(name)
+            memo[name] = entry is not None and params_match(entry) and inputs_current(entry) and files_recorded(
+                name, entry)
+        return memo[name]
+
+    return {name for name in metrics_paths if current(name)}
+
+
+def _entries(entry: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    return [e for e in entry.get(key) or [] if isinstance(e, Mapping) and "path" in e]
+
+
+def pipeline_metrics(repo_root: str | os.PathLike[str] = ".", *, running: str | None = None) -> dict[str, float]:
+    """Every number in the metrics files (JSON) declared in ``repo_root/dvc.yaml`` of the stages that are current
+    (:func:`current_stages`), as ``<stage>.<key>`` (nested keys joined with dots); a stage whose file does not
+    exist yet, or holds another configuration's results, contributes nothing."""
     metrics: dict[str, float] = {}
+    current = current_stages(repo_root, running=running)
     for stage, paths in _metrics_files(Path(repo_root) / "dvc.yaml").items():
+        if stage not in current:
+            continue
         for path in paths:
             if not path.is_file():
                 continue
@@ -281,14 +398,16 @@ def pipeline_metrics(repo_root: str | os.PathLike[str] = ".") -> dict[str, float
     return metrics
 
 
-def log_pipeline_metrics(run_id: str, repo_root: str | os.PathLike[str] = ".") -> dict[str, float]:
+def log_pipeline_metrics(run_id: str, repo_root: str | os.PathLike[str] = ".", *,
+                         running: str | None = None) -> dict[str, float]:
     """:func:`pipeline_metrics` on the parent run ``run_id``, timestamped when the files were read (so a later
-    reading wins in MLflow's *latest value* even if it is logged first); returns them."""
+    reading wins in MLflow's *latest value* even if it is logged first); returns them. ``running``: the stage
+    whose process is logging (see :func:`current_stages`)."""
     import mlflow
     from mlflow.entities import Metric
 
     read_at = int(time.time() * 1000)
-    metrics = pipeline_metrics(repo_root)
+    metrics = pipeline_metrics(repo_root, running=running)
     items = [Metric(k, v, read_at, 0) for k, v in metrics.items()]
     client = mlflow.MlflowClient()
     for i in range(0, len(items), 1000):
@@ -371,7 +490,7 @@ def stage_run(
     finally:
         if status != "STORE_FAILED":
             try:
-                log_pipeline_metrics(parent, repo_root)
+                log_pipeline_metrics(parent, repo_root, running=stage)
             except Exception as exc:  # noqa: BLE001 - the summary must not hide the stage's own outcome
                 logger.warning("the parent run %s did not get the pipeline's metrics: %s", parent, exc)
         if not managed and status != "STORE_FAILED":
